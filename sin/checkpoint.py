@@ -1,0 +1,128 @@
+"""Loading and saving SIN weights (ours and the original code's), with clear errors."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from .model import SINNet, convert_original_state_dict
+
+__all__ = ["DEFAULT_WEIGHTS", "load_model", "save_weights", "atomic_torch_save", "UntrainedWarning"]
+
+#: Weights shipped inside the package, trained by ``python -m sin train`` (see results/training).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "sin_bsds500.pt"
+
+_FORMAT = "sin-weights-v1"
+
+
+class UntrainedWarning(UserWarning):
+    """Raised (as a warning) when SIN runs with randomly initialised weights."""
+
+
+def atomic_torch_save(obj, path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_weights(model: SINNet, path, meta: dict | None = None) -> None:
+    """Save inference weights (``state_dict`` + metadata) atomically."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save({"format": _FORMAT, "batch_norm": model.batch_norm,
+                       "state_dict": state, "meta": dict(meta or {})}, path)
+
+
+def _untrained(seed: int = 0) -> SINNet:
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = SINNet()
+    finally:
+        torch.random.set_rng_state(gen_state)
+    model.trained = False
+    return model.eval()
+
+
+def load_model(weights=None, *, map_location="cpu") -> SINNet:
+    """Build a :class:`~sin.model.SINNet` in eval mode with the given weights.
+
+    Parameters
+    ----------
+    weights : str, path, dict or None
+        ``None``: the shipped weights (:data:`DEFAULT_WEIGHTS`); if they are absent, an
+        untrained network (seeded, with an :class:`UntrainedWarning`). ``"untrained"``: the
+        seeded random network, silently. A path: a file written by :func:`save_weights`, a
+        training checkpoint of ``python -m sin train``, or an original ``yuanqqq/SIN``
+        checkpoint (``{'state_dict': ...}``, converted by
+        :func:`~sin.model.convert_original_state_dict`). A dict: a state dict.
+
+    Raises
+    ------
+    FileNotFoundError
+        The weights file does not exist.
+    ValueError
+        The file is not a readable torch checkpoint, or its tensors do not match the network
+        (missing or unexpected keys, wrong shapes).
+    """
+    if isinstance(weights, str) and weights == "untrained":
+        return _untrained()
+    if weights is None:
+        if not DEFAULT_WEIGHTS.exists():
+            warnings.warn(
+                f"no shipped SIN weights at {DEFAULT_WEIGHTS}: running an UNTRAINED network "
+                "(superpixels are valid but not image-adaptive); train with `python -m sin train`",
+                UntrainedWarning, stacklevel=2,
+            )
+            return _untrained()
+        weights = DEFAULT_WEIGHTS
+    source = "state dict"
+    if isinstance(weights, dict):
+        obj = weights
+    else:
+        path = Path(weights)
+        source = str(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"SIN weights file not found: {path}")
+        try:
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as exc:  # pickle/zip errors differ between torch versions
+            raise ValueError(f"cannot read SIN weights {path}: corrupted or not a torch checkpoint ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"SIN weights {source} hold a {type(obj).__name__}, expected a dict")
+    if "model" in obj and isinstance(obj["model"], dict):  # a training checkpoint
+        obj = obj["model"]
+    state = convert_original_state_dict(obj)
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"SIN weights {source} do not contain a state dict of tensors")
+    batch_norm = "conv0a.1.running_mean" in state
+    model = SINNet(batch_norm=batch_norm)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"SIN weights {source} do not match the network: missing {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    bad = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+           if state[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"SIN weights {source} have wrong tensor shapes: {bad[:5]}")
+    model.load_state_dict(state)
+    bad_values = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad_values:
+        raise ValueError(f"SIN weights {source} contain NaN/inf in {bad_values[:5]}")
+    model.trained = True
+    return model.eval()
