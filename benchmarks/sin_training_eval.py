@@ -1,0 +1,129 @@
+"""Quality of SIN training snapshots vs training steps (ASA, BR, BP, CO on BSDS500).
+
+Evaluates every ``step_*.pt`` snapshot (and ``weights.pt``) of one or more training runs at a
+few superpixel counts, averaging over all (image, annotation) pairs (SIN's protocol), and
+writes ``<out>/<name>.csv`` and ``<out>/<name>.png``. Finished (run, snapshot, K) cells are
+kept in the CSV and skipped when the script is run again, so it can follow a running training.
+
+Usage::
+
+    python -m benchmarks.sin_training_eval runs/cmp_logits runs/cmp_probabilities \\
+        --split val --sizes 300 600 1000 --name loss_comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from sin.datasets import BSDS500
+from sin.inference import SINPredictor
+from sin.io import atomic_write
+from sin.metrics import aggregate, evaluate
+
+METRICS = ("sp", "asa", "rec", "pre", "co")
+
+
+def snapshots(run: Path, every: int = 1):
+    """``(step, path)`` of the run's snapshots, plus its final ``weights.pt`` if present."""
+    out = []
+    for p in sorted(run.glob("step_*.pt")):
+        step = int(re.findall(r"\d+", p.stem)[0])
+        if step % every == 0:
+            out.append((step, p))
+    final = run / "weights.pt"
+    if final.exists():
+        meta = torch.load(final, map_location="cpu", weights_only=True).get("meta", {})
+        step = int(meta.get("iteration", 0))
+        if all(s != step for s, _ in out):
+            out.append((step, final))
+    return sorted(out)
+
+
+def evaluate_snapshot(path, data, sizes, limit=None):
+    predictor = SINPredictor(weights=path)
+    rows = []
+    n = len(data) if limit is None else min(limit, len(data))
+    for i in range(n):
+        image_id, image, gts = data[i]
+        for k in sizes:
+            labels = predictor(image, k)
+            df = evaluate(labels, gts, image_id=image_id)
+            df["n_segments"] = k
+            rows.append(df)
+    df = pd.concat(rows, ignore_index=True)
+    out = []
+    for k, sub in df.groupby("n_segments"):
+        agg = aggregate(sub, "mean")
+        out.append({"n_segments": k, **{m: float(agg[m]) for m in METRICS}})
+    return out
+
+
+def plot(df: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, metric, title in zip(axes, ("asa", "rec", "co"), ("ASA", "boundary recall", "compactness CO")):
+        for (run, k), sub in df.groupby(["run", "n_segments"]):
+            sub = sub.sort_values("step")
+            ax.plot(sub.step, sub[metric], marker="o", ms=3, label=f"{run}, K={k}")
+        ax.set_xlabel("training step")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda t: fig.savefig(t, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path, help="training run folders (with step_*.pt snapshots)")
+    ap.add_argument("--split", default="val", choices=["train", "val", "test"])
+    ap.add_argument("--data-root", default=None, help="BSDS500 root (default: $SIN_BSDS500 / ../shared/data)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[300, 600, 1000])
+    ap.add_argument("--limit", type=int, default=None, help="first N images only")
+    ap.add_argument("--every", type=int, default=1, help="only snapshots whose step is a multiple of this")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=Path("results/training"))
+    ap.add_argument("--name", default="snapshots")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = BSDS500(args.data_root, args.split)
+    csv_path = args.out / f"{args.name}.csv"
+    done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
+    todo = []
+    for run in args.runs:
+        for step, path in snapshots(run, args.every):
+            have = set() if done.empty else set(
+                done[(done.run == run.name) & (done.step == step)].n_segments.tolist())
+            if not set(args.sizes) <= have:
+                todo.append((run, step, path))
+    for run, step, path in tqdm(todo, desc="snapshots", unit="ckpt"):
+        rows = evaluate_snapshot(path, data, args.sizes, args.limit)
+        new = pd.DataFrame([{"run": run.name, "step": step, "split": args.split,
+                             "images": args.limit or len(data), **r} for r in rows])
+        done = pd.concat([done, new], ignore_index=True) if not done.empty else new
+        done = done.drop_duplicates(["run", "step", "n_segments"], keep="last").sort_values(
+            ["run", "step", "n_segments"])
+        atomic_write(csv_path, lambda t: done.to_csv(t, index=False, float_format="%.5f"))
+    if done.empty:
+        print("no snapshots found")
+        return
+    plot(done, args.out / f"{args.name}.png")
+    last = done.sort_values("step").groupby(["run", "n_segments"]).tail(1)
+    print(last.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+import csv
+import socket
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from sin.checkpoint import load_model
+from sin.inference import SINPredictor, normalize_image
+from sin.loss import step_targets
+from sin.model import STEPS, SINNet
+from sin.train import PRESETS, TrainConfig, TrainingSet, train
+
+
+def edge_images(n=3, h=40, w=48, seed=0):
+    """Two-region images (dark left, bright right, boundary column varies) with their labels."""
+    rng = np.random.default_rng(seed)
+    images, segs = [], []
+    for _ in range(n):
+        col = int(rng.integers(10, w - 10))
+        img = np.full((h, w, 3), 40, np.uint8)
+        img[:, col:] = 210
+        img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+        lab = np.zeros((h, w), np.int32)
+        lab[:, col:] = 1
+        images.append(img)
+        segs.append([lab, lab.copy()])
+    return images, segs
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="crop"):
+        TrainConfig(crop=8)
+    with pytest.raises(ValueError, match="loss"):
+        TrainConfig(loss="mse")
+    with pytest.raises(ValueError, match="scale_aug"):
+        TrainConfig(scale_aug=(1.5, 0.5))
+    assert TrainConfig(crop=225).net_crop == 225 and TrainConfig(crop=150).net_crop == 145
+    assert TrainConfig(milestones=("5",)).milestones == (5,)
+
+
+def test_training_set_augmentation_is_joint():
+    # label = a function of the pixel colour, so any crop/flip must keep them aligned
+    rng = np.random.default_rng(1)
+    lab = rng.integers(0, 200, (30, 50)).astype(np.int32)
+    img = np.repeat(lab[..., None].astype(np.uint8), 3, axis=-1)
+    data = TrainingSet([img], [[lab]])
+    assert len(data) == 1
+    x, y = data.batch(6, 17, torch.Generator().manual_seed(0))
+    assert x.shape == (6, 3, 17, 17) and y.shape == (6, 17, 17) and y.dtype == torch.int64
+    assert torch.equal((x[:, 0] * 255).round().long(), y)
+    # with random rescaling only the shapes and the value ranges are guaranteed
+    x, y = data.batch(4, 17, torch.Generator().manual_seed(0), scale_aug=(0.5, 2.0))
+    assert x.shape == (4, 3, 17, 17) and float(x.min()) >= 0 and float(x.max()) <= 1
+    assert set(y.unique().tolist()) <= set(np.unique(lab).tolist())
+
+
+def test_training_set_errors():
+    img = np.zeros((10, 10, 3), np.uint8)
+    with pytest.raises(ValueError, match="shape"):
+        TrainingSet([img], [[np.zeros((9, 10))]])
+    with pytest.raises(ValueError, match="uint8"):
+        TrainingSet([img.astype(float)], [[np.zeros((10, 10))]])
+    with pytest.raises(ValueError, match="no segmentation"):
+        TrainingSet([img], [[]])
+
+
+def test_training_learns_a_colour_edge(tmp_path):
+    """A short run learns the coarse interpolation steps of a colour edge.
+
+    The fine steps (1h, 0h) need far longer: without skip connections (the SIN design) the
+    pixel position of an edge must travel through the stride-16 bottleneck.
+    """
+    torch.set_num_threads(1)
+    images, segs = edge_images()
+    data = TrainingSet(images, segs)
+    cfg = replace(PRESETS["tiny"], iterations=250, batch_size=4, lr=2e-3, milestones=(), checkpoint_every=1000,
+                  snapshot_every=1000, log_every=50)
+    losses = []
+    model = train(cfg, data, tmp_path, progress=False, on_step=lambda i, loss: losses.append(loss))
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:10])
+    x, y = data.batch(16, 33, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        logits = model(normalize_image(x))
+    for step in ("3h", "2h"):  # the coarse horizontal steps are decided (almost) everywhere correctly
+        lg = logits[STEPS.index(step)][:, :, :, 1::2]
+        cls, counted = step_targets(y, step)
+        errors = (((lg[:, 1] > lg[:, 0]).long() != cls).float() * counted).sum()
+        assert counted.sum() > 20 and errors / counted.sum() < 0.05
+    # and the trained network adheres to the edge better than the untrained one
+    img, seg = edge_images(1, 49, 49, seed=9)
+    gt = seg[0][0]
+
+    def asa(labels):
+        return sum(np.bincount(gt[labels == k]).max() for k in np.unique(labels)) / gt.size
+
+    trained = SINPredictor(weights=tmp_path / "weights.pt")(img[0], 16)
+    untrained = SINPredictor(weights="untrained")(img[0], 16)
+    assert asa(trained) > asa(untrained)
+    with open(tmp_path / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == [50, 100, 150, 200, 250]
+    assert load_model(tmp_path / "weights.pt").trained
+
+
+def test_resume_is_exact(tmp_path):
+    torch.set_num_threads(1)
+    images, segs = edge_images(2)
+    cfg = replace(PRESETS["tiny"], iterations=6, checkpoint_every=3, snapshot_every=100, log_every=1,
+                  scale_aug=(0.8, 1.2))
+    full = train(cfg, TrainingSet(images, segs), tmp_path / "full", progress=False)
+    train(replace(cfg, iterations=3), TrainingSet(images, segs), tmp_path / "part", progress=False)
+    resumed = train(cfg, TrainingSet(images, segs), tmp_path / "part", resume=True, progress=False)
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    with open(tmp_path / "part" / "log.csv") as f:
+        assert [int(r["iteration"]) for r in csv.DictReader(f)] == list(range(1, 7))
+    with pytest.raises(ValueError, match="different configuration"):
+        train(replace(cfg, lr=0.5), TrainingSet(images, segs), tmp_path / "part", resume=True, progress=False)
+    with pytest.raises(FileNotFoundError):
+        train(cfg, TrainingSet(images, segs), tmp_path / "nothing", resume=True, progress=False)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_training_two_cpu_processes(tmp_path):
+    script = tmp_path / "ddp_run.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, torch
+        from dataclasses import replace
+        from sin.train import PRESETS, TrainingSet, train
+        import sys; sys.path.insert(0, {str(tmp_path)!r})
+        from fixtures import edge_images
+        torch.set_num_threads(1)
+        images, segs = edge_images(2)
+        cfg = replace(PRESETS["tiny"], iterations=4)
+        model = train(cfg, TrainingSet(images, segs), {str(tmp_path / "run")!r}, progress=False)
+        params = {{k: v for k, v in model.named_parameters()}}
+        torch.save(params, os.path.join({str(tmp_path)!r}, f"rank{{os.environ['RANK']}}.pt"))
+    """))
+    (tmp_path / "fixtures.py").write_text(
+        "import numpy as np\n" + textwrap.dedent(__import__("inspect").getsource(edge_images)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(script)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = torch.load(tmp_path / "rank0.pt")
+    b = torch.load(tmp_path / "rank1.pt")
+    assert len(a) == len(list(SINNet().parameters()))
+    for k in a:  # DDP keeps the parameters of the replicas identical (BN buffers are rank-local)
+        assert torch.equal(a[k], b[k]), k
+    assert (tmp_path / "run" / "weights.pt").exists() and (tmp_path / "run" / "checkpoint.pt").exists()
