@@ -31,6 +31,9 @@ def atomic_torch_save(obj, path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600 files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

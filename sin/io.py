@@ -58,14 +58,24 @@ def list_images(paths) -> list[Path]:
     return out
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path, write_fn) -> None:
-    """Call ``write_fn(tmp_path)`` then rename to ``path``, so readers never see half a file."""
+    """Call ``write_fn(tmp_path)`` then rename to ``path``, so readers never see half a file.
+
+    The file gets the usual permissions (0666 minus the umask), not ``mkstemp``'s 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.stem + ".", suffix=path.suffix)
     os.close(fd)
     try:
         write_fn(tmp)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -89,3 +89,19 @@ def test_label_png_roundtrip_and_errors(tmp_path):
         write_labels(labels * 100, tmp_path / "big.png")
     with pytest.raises(ValueError, match="format"):
         write_labels(labels, tmp_path / "l.tiff")
+
+
+def test_atomic_writes_use_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from sin.checkpoint import atomic_torch_save
+
+    mask = os.umask(0o022)
+    try:
+        write_labels(np.zeros((2, 2), np.int32), tmp_path / "a.png")
+        atomic_torch_save({"x": 1}, tmp_path / "b.pt")
+    finally:
+        os.umask(mask)
+    for name in ("a.png", "b.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644

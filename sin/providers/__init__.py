@@ -1,12 +1,15 @@
 """Superpixel providers behind one interface (see :mod:`sin.providers.registry`).
 
 Paper methods: ``sin``, ``slic``, ``snic``, ``ers``. Extras: ``grid``, ``fh``, ``seeds``,
-``lsc`` (and ``ssn`` when its weights are given).
+``lsc``, ``ssn`` (deep superpixels; needs its weights file).
 """
 
 from .registry import Provider, available_providers, get_provider, provider_table, register_provider
 
 # importing a module registers its providers
-from . import sin_provider, slic, grid, felzenszwalb, opencv_extras  # noqa: E402,F401
+from . import sin_provider, slic, snic, ers  # noqa: E402,F401  (the paper's methods)
+from . import grid, felzenszwalb, opencv_extras, ssn  # noqa: E402,F401  (extras)
+from .batch import parallel_map, process_pool, run_provider  # noqa: E402
 
-__all__ = ["Provider", "available_providers", "get_provider", "provider_table", "register_provider"]
+__all__ = ["Provider", "available_providers", "get_provider", "parallel_map", "process_pool", "provider_table",
+           "register_provider", "run_provider"]

@@ -1,0 +1,151 @@
+"""Salient-object datasets as image / binary mask pairs.
+
+Two layouts are recognised under a dataset folder:
+
+* ECSSD: ``images/*.jpg`` and ``ground_truth_mask/*.png`` (same stem);
+* generic: ``images/*`` and ``masks/*.png`` (e.g. ``saliency-mini``).
+
+Other layouts can be named explicitly (``image_dir=``, ``mask_dir=``). Data roots come from
+arguments or ``$SIN_DATA_ROOT`` (default ``<repo>/../shared/data``), never from fixed paths.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from sin.io import IMAGE_EXTENSIONS, read_image
+
+__all__ = ["default_data_root", "SaliencyItem", "SaliencyDataset", "read_mask", "LAYOUTS"]
+
+#: (image folder, mask folder) of the recognised layouts, tried in this order.
+LAYOUTS = {"ecssd": ("images", "ground_truth_mask"), "generic": ("images", "masks")}
+
+
+def default_data_root() -> Path:
+    """``$SIN_DATA_ROOT`` or ``<repo>/../shared/data``."""
+    env = os.environ.get("SIN_DATA_ROOT")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def read_mask(path) -> np.ndarray:
+    """Binary ground truth as the SO code reads it: ``GT(:,:,1) > 128``, or as is if 1-bit.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Unreadable or not a 2-D / 3-D image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ground-truth mask not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im)
+    except Exception as exc:
+        raise ValueError(f"cannot read ground-truth mask {path}: {exc}") from None
+    if arr.ndim == 3:
+        arr = arr[..., 0]  # MATLAB: first channel
+    if arr.ndim != 2:
+        raise ValueError(f"ground-truth mask {path} has shape {arr.shape}, expected (H, W) or (H, W, C)")
+    if arr.dtype == bool:  # a 1-bit PNG reads as logical in MATLAB: used as is
+        return arr
+    return arr > 128
+
+
+@dataclass(frozen=True)
+class SaliencyItem:
+    """One image and its mask."""
+
+    name: str
+    image_path: Path
+    mask_path: Path
+
+
+class SaliencyDataset:
+    """Image / mask pairs of a salient-object dataset folder.
+
+    Parameters
+    ----------
+    root : str or Path
+        Dataset folder (holding ``images/`` and ``ground_truth_mask/`` or ``masks/``).
+    image_dir, mask_dir : str, optional
+        Sub-folder names overriding the layout detection.
+    mask_ext : str, optional
+        Mask file extension (``.png``; the Saliency-Objectness demo used ``.jpg``).
+
+    Raises
+    ------
+    FileNotFoundError
+        Missing root or sub-folders, no images, or an image without a mask (all named).
+
+    Examples
+    --------
+    >>> ds = SaliencyDataset(default_data_root() / "saliency-mini")
+    >>> name, image, gt = ds.load(0)   # uint8 (H, W, 3), bool (H, W)
+    """
+
+    def __init__(self, root, *, image_dir: str | None = None, mask_dir: str | None = None,
+                 mask_ext: str = ".png"):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"saliency dataset folder not found: {self.root}")
+        if (image_dir is None) != (mask_dir is None):
+            raise ValueError("give both image_dir and mask_dir, or neither")
+        if image_dir is None:
+            for layout, (idir, mdir) in LAYOUTS.items():
+                if (self.root / idir).is_dir() and (self.root / mdir).is_dir():
+                    self.layout, image_dir, mask_dir = layout, idir, mdir
+                    break
+            else:
+                raise FileNotFoundError(
+                    f"no known layout in {self.root}: expected images/ with ground_truth_mask/ (ECSSD) "
+                    f"or images/ with masks/")
+        else:
+            self.layout = "custom"
+            for d in (image_dir, mask_dir):
+                if not (self.root / d).is_dir():
+                    raise FileNotFoundError(f"folder not found: {self.root / d}")
+        self.image_dir = self.root / image_dir
+        self.mask_dir = self.root / mask_dir
+        images = sorted(p for p in self.image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not images:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {self.image_dir}")
+        missing = [p.stem for p in images if not (self.mask_dir / (p.stem + mask_ext)).is_file()]
+        if missing:
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise FileNotFoundError(
+                f"{len(missing)} image(s) in {self.image_dir} have no mask {mask_ext} in {self.mask_dir}: "
+                f"{', '.join(missing[:5])}{more}")
+        self.items = [SaliencyItem(p.stem, p, self.mask_dir / (p.stem + mask_ext)) for p in images]
+
+    @property
+    def name(self) -> str:
+        """Folder name (``ECSSD``, ``saliency-mini``, ...)."""
+        return self.root.resolve().name
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> tuple[str, np.ndarray, np.ndarray]:
+        """``(name, uint8 RGB image, bool mask)``; ``ValueError`` if the sizes differ."""
+        item = self.items[index]
+        image = read_image(item.image_path)
+        mask = read_mask(item.mask_path)
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f"mask {item.mask_path} is {mask.shape[0]}x{mask.shape[1]} but image "
+                             f"{item.image_path} is {image.shape[0]}x{image.shape[1]}")
+        return item.name, image, mask
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self.load(i)
