@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from benchmarks._common import command_line, markdown_table, write_text
 from sin.datasets import BSDS500
 from sin.inference import SINPredictor
 from sin.io import atomic_write
@@ -85,6 +86,25 @@ def plot(df: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def markdown_summary(df: pd.DataFrame, args) -> str:
+    """ASA / BR / BP / CO per (run, step) and K, one row per snapshot."""
+    wide = df.pivot_table(index=["run", "step"], columns="n_segments", values=["asa", "rec", "pre", "co"])
+    rows = []
+    for (run, step), r in wide.iterrows():
+        row = {"run": run, "step": int(step)}
+        for metric, label in (("asa", "ASA"), ("rec", "BR"), ("pre", "BP"), ("co", "CO")):
+            for k in sorted(df.n_segments.unique()):
+                row[f"{label}@{k}"] = r[(metric, k)]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    fmt = {c: ".4f" for c in table.columns if "@" in c}
+    split, images = df.split.iloc[0], int(df.images.iloc[0])
+    return (f"# SIN training snapshots: quality vs steps\n\nBSDS500 {split} split, {images} images, mean over all "
+            f"(image, annotation) pairs; K = requested superpixels. Rows accumulate over invocations (the CSV is a "
+            f"cache); last command: `{command_line()}`.\n\n"
+            + markdown_table(table, fmt) + f"\n\nPlot: `{args.name}.png`; raw: `{args.name}.csv`.\n")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="training run folders (with step_*.pt snapshots)")
@@ -121,6 +141,7 @@ def main(argv=None):
         print("no snapshots found")
         return
     plot(done, args.out / f"{args.name}.png")
+    write_text(args.out / f"{args.name}.md", markdown_summary(done, args))
     last = done.sort_values("step").groupby(["run", "n_segments"]).tail(1)
     print(last.to_string(index=False))
 

@@ -1,0 +1,175 @@
+"""End to end: the Table 1 pipeline and the CLI on two tiny generated images with a tiny random trunk."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmarks import semseg_table
+from downstream.bilateral_inception import train as T
+from downstream.bilateral_inception.__main__ import main as cli_main
+from downstream.bilateral_inception.datasets import FolderSegmentation
+from downstream.bilateral_inception.trunks import (
+    build_trunk,
+    deeplab_largefov,
+    deeplabv3_mobilenetv2,
+    tiny_trunk,
+    torchvision_deeplabv3,
+)
+
+
+@pytest.fixture
+def toy_dataset(tmp_path):
+    """Two 40x56 images: a bright disc (class 1) / a dark bar (class 2) on a mid-grey background (class 0)."""
+    root = tmp_path / "toy"
+    for d in ("images", "labels", "splits"):
+        (root / d).mkdir(parents=True)
+    (root / "classes.txt").write_text("0 background\n1 disc\n2 bar\n255 void\n")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:40, :56]
+    for i in range(2):
+        lab = np.zeros((40, 56), np.uint8)
+        lab[(yy - 20) ** 2 + (xx - 18 - 16 * i) ** 2 < 100] = 1
+        lab[5:12, 30 - 20 * i:50 - 20 * i] = 2
+        img = np.choose(lab, [np.full((40, 56), 120), np.full((40, 56), 230), np.full((40, 56), 20)])
+        img = np.clip(img[..., None] + rng.normal(0, 6, (40, 56, 3)), 0, 255).astype(np.uint8)
+        lab[0, :] = 255
+        Image.fromarray(img).save(root / "images" / f"im{i}.png")
+        Image.fromarray(lab).save(root / "labels" / f"im{i}.png")
+    for split in ("train", "val", "test"):
+        (root / "splits" / f"{split}.txt").write_text("im0\nim1\n")
+    return root
+
+
+def _read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_semseg_table_end_to_end(toy_dataset, tmp_path):
+    out = tmp_path / "out"
+    argv = ["--dataset", "folder", "--data-root", str(toy_dataset), "--trunk", "tiny", "--providers", "slic", "grid",
+            "nonexistent", "--n-segments", "24", "--trunk-epochs", "1", "--bi-epochs", "1", "--short-side", "41",
+            "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"),
+            "--figure-images", "2", "--no-progress"]
+    assert semseg_table.main(argv) == 0
+    for suffix in (".md", ".csv", "_per_class.csv", ".json", "_examples.png"):
+        assert (out / f"table1_toy{suffix}").is_file()
+    rows = {r["key"]: r for r in _read_csv(out / "table1_toy.csv")}
+    assert list(rows) == ["baseline", "crf", "slic", "grid", "nonexistent"]
+    for key in ("baseline", "slic", "grid"):
+        assert 0.0 <= float(rows[key]["test_miou"]) <= 100.0
+    gain = float(rows["slic"]["test_miou"]) - float(rows["baseline"]["test_miou"])
+    assert float(rows["slic"]["gain"]) == pytest.approx(gain, abs=0.02)
+    assert "not registered" in rows["nonexistent"]["note"] and rows["nonexistent"]["test_miou"] == ""
+    # the paper's VOC numbers sit in their own column only, at the rows the paper has
+    assert rows["slic"]["paper_voc2012_test"] == "73.50" and rows["grid"]["paper_voc2012_test"] == ""
+    md = (out / "table1_toy.md").read_text()
+    assert "paper, VOC 2012 test" in md and "+ BI(SLIC)" in md
+    per_class = _read_csv(out / "table1_toy_per_class.csv")
+    assert [r["class"] for r in per_class] == ["background", "disc", "bar"]
+    # a second run reuses every cache and reproduces the numbers
+    first = (out / "table1_toy.csv").read_text()
+    assert semseg_table.main(argv) == 0
+    assert (out / "table1_toy.csv").read_text() == first
+
+
+def test_cli_train_and_eval(toy_dataset, tmp_path):
+    common = ["--dataset", "folder", "--data-root", str(toy_dataset), "--cache-dir", str(tmp_path / "cache"),
+              "--short-side", "0", "--no-progress"]
+    trunk_dir, bi_dir = tmp_path / "trunk", tmp_path / "bi"
+    assert cli_main(["train", "--stage", "trunk", "--trunk", "tiny", "--epochs", "1", "--out", str(trunk_dir),
+                     *common]) == 0
+    assert (trunk_dir / "best.pt").is_file() and (trunk_dir / "last.pt").is_file()
+    assert cli_main(["train", "--stage", "bi", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--provider",
+                     "grid", "--n-segments", "20", "--epochs", "1", "--out", str(bi_dir), *common]) == 0
+    record = json.loads((bi_dir / "record.json").read_text())
+    assert record["epoch"] == 1 and len(record["history"]) == 1
+    png_dir, result = tmp_path / "png", tmp_path / "eval.json"
+    assert cli_main(["eval", "--split", "test", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--bi-checkpoint",
+                     str(bi_dir / "best.pt"), "--png-dir", str(png_dir), "--out", str(result), *common]) == 0
+    summary = json.loads(result.read_text())
+    assert set(summary["iou"]) == {"background", "disc", "bar"} and 0 <= summary["mIoU"] <= 1
+    with Image.open(png_dir / "im0.png") as im:
+        assert im.mode == "P" and im.size == (56, 40)
+    assert cli_main(["eval", "--split", "test", "--trunk-checkpoint", str(trunk_dir / "best.pt"), *common]) == 0
+    # BI with the trunk's head trained too (cached backbone outputs), then evaluated with that head
+    ft_dir = tmp_path / "bi_ft"
+    assert cli_main(["train", "--stage", "bi", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--provider",
+                     "grid", "--n-segments", "20", "--epochs", "1", "--finetune", "head", "--out", str(ft_dir),
+                     *common]) == 0
+    state = torch.load(ft_dir / "best.pt", weights_only=False)
+    assert state["trunk_state"] is not None and state["config"]["finetune"] == "head"
+    assert cli_main(["eval", "--split", "test", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--bi-checkpoint",
+                     str(ft_dir / "best.pt"), *common]) == 0
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--stage", "bi", "--out", str(bi_dir), *common])  # no trunk checkpoint
+
+
+def test_train_bi_resumes(toy_dataset, tmp_path):
+    ds = FolderSegmentation(toy_dataset, "train")
+    trunk = tiny_trunk(3)
+    feats = T.cache_features(trunk, ds, tmp_path / "feat", short_side=None, progress=False)
+    sps = T.cache_superpixels(ds, "grid", 20, tmp_path / "sp", progress=False)["labels"]
+    run = tmp_path / "run"
+    cfg1 = T.BITrainConfig(epochs=1, batch_size=2)
+    T.train_bi(T.build_head(trunk, 3, cfg1), ds, ds, sps, run, config=cfg1, feature_cache=feats, progress=False)
+    cfg2 = T.BITrainConfig(epochs=2, batch_size=2)
+    rec = T.train_bi(T.build_head(trunk, 3, cfg2), ds, ds, sps, run, config=cfg2, feature_cache=feats, progress=False)
+    assert rec["epoch"] == 2 and [h["epoch"] for h in rec["history"]] == [1, 2]
+    # an uninterrupted 2-epoch run ends with the same weights (shuffles are replayed on resume)
+    ref_run = tmp_path / "ref"
+    T.train_bi(T.build_head(trunk, 3, cfg2), ds, ds, sps, ref_run, config=cfg2, feature_cache=feats, progress=False)
+    a = torch.load(run / "last.pt", weights_only=False)["state_dict"]
+    b = torch.load(ref_run / "last.pt", weights_only=False)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+
+
+def test_trunk_builders_and_local_weights(tmp_path):
+    x = torch.rand(1, 3, 33, 41)
+    lf = deeplab_largefov(num_classes=5)
+    out = lf(x)  # pools 1-3 with Caffe's ceil rounding: 33 -> 17 -> 9 -> 5, 41 -> 21 -> 11 -> 6
+    assert out.features.shape == (1, 1024, 5, 6) and out.coarse_logits.shape == (1, 5, 5, 6)
+    assert out.logits.shape == (1, 5, 33, 41)
+    torch.save(lf.state_dict(), tmp_path / "lf.pt")
+    lf2 = deeplab_largefov(tmp_path / "lf.pt", num_classes=5)
+    torch.testing.assert_close(lf2(x).features, out.features)
+
+    tv = torchvision_deeplabv3("mobilenet_v3_large", None, num_classes=21)
+    torch.save({"model": tv_state(tv)}, tmp_path / "tv.pt")
+    tv2 = torchvision_deeplabv3("mobilenet_v3_large", tmp_path / "tv.pt", num_classes=7)
+    assert tv2.num_classes == 7 and tv2(x).coarse_logits.shape[1] == 7
+    torch.testing.assert_close(tv2(x).features, tv(x).features)
+
+    mn = deeplabv3_mobilenetv2(None, num_classes=21)
+    assert mn(x).features.shape == (1, 256, 5, 6)
+
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read"):
+        deeplab_largefov(tmp_path / "junk.pt")
+    with pytest.raises(FileNotFoundError):
+        deeplab_largefov(tmp_path / "missing.pt")
+    torch.save({"fc6.weight": torch.zeros(3)}, tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="do not match"):
+        deeplab_largefov(tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="unknown trunk"):
+        build_trunk("vgg99")
+    with pytest.raises(ValueError, match="\\[0, 1\\]"):
+        tiny_trunk()(torch.full((1, 3, 16, 16), 200.0))
+
+
+def tv_state(model):
+    """The wrapped torchvision model's state dict in torchvision's own key names."""
+    state = {}
+    for k, v in model.state_dict().items():
+        if k.startswith("backbone.body."):
+            state["backbone." + k[len("backbone.body."):]] = v
+        elif k.startswith("head."):
+            state["classifier." + k[len("head."):]] = v
+        elif k.startswith("classifier."):
+            state["classifier.4." + k[len("classifier."):]] = v
+    return state
