@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 PLOT_STYLE = {
     "slic": dict(color="b", marker="*", label="SLIC"),
     "snic": dict(color="g", marker="p", label="SNIC", mfc="g"),
-    "ers": dict(color="r", marker="+", label="ERS"),
+    "ers": dict(color="tab:orange", marker="+", label="ERS"),
     "seal": dict(color="m", marker="d", label="SEAL", mfc="m"),
     "ssn": dict(color="c", marker="s", label="SSN", mfc="c"),
     "fcn": dict(color="k", marker="^", label="FCN", mfc="k"),

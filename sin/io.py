@@ -37,7 +37,7 @@ def read_image(path) -> np.ndarray:
             im.load()
             if im.mode not in ("RGB", "L"):
                 im = im.convert("RGB")
-            arr = np.asarray(im)
+            arr = np.array(im)  # a copy: np.asarray of a PIL image is read-only
     except Exception as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from None
     if arr.ndim == 2:

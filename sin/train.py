@@ -90,13 +90,14 @@ class TrainConfig:
         return network_size(n, n)[0]
 
 
-#: Why the ``cpu`` preset looks like this: a training step costs ~0.1 s per 225x225 sample on
-#: these 2 cores, so ~130k samples fit in 2 hours instead of the paper's 1.2M. Smaller crops
-#: (145x145, 10x10 seeds) give ~2.4x more samples per second at the same pixel throughput.
-#: A 20x larger learning rate than the paper's (1e-3, warm-up, three halvings) reached after
-#: 500 steps the validation ASA that 2e-4 reached after 1000 (results/training/loss_comparison).
-#: Random rescaling (0.6-1.5x) shows the network the scales at which inference resizes images
-#: for 200-1200 superpixels (the paper trains at native scale only).
+#: Why the ``cpu`` preset looks like this: a 145x145 batch of 8 costs ~0.42 s on 2 idle cores
+#: (~0.7 s with 1 thread), so 7k steps (56k samples, ~50-90 min) fit a session, against the
+#: paper's 1.2M samples. Smaller crops (145x145, 10x10 seeds) give ~2.4x more samples per second
+#: than 225x225 at the same pixel throughput. A 20x larger learning rate than the paper's (1e-3,
+#: warm-up, three halvings) reached after 500 steps the validation ASA that 2e-4 reached after
+#: 1000 (results/training/loss_comparison.md). Random rescaling (0.6-1.5x) shows the network the
+#: scales at which inference resizes images for 200-1200 superpixels (the paper trains at native
+#: scale only).
 PRESETS = {
     "paper": TrainConfig(),
     "cpu": TrainConfig(crop=145, batch_size=8, lr=1e-3, iterations=7_000, milestones=(3_500, 5_250, 6_300),
@@ -344,7 +345,7 @@ def add_train_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train SIN on BSDS500",
         description="Train SIN on BSDS500 train+val (every annotation a sample). "
-                    "Presets: paper (the paper's schedule, GPU), cpu (~2 h on 2 cores), tiny (tests).",
+                    "Presets: paper (the paper's schedule, GPU), cpu (7k steps, ~1-1.5 h on 2 cores), tiny (tests).",
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     p.add_argument("--data", default=None,

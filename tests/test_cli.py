@@ -105,3 +105,17 @@ def test_atomic_writes_use_normal_permissions(tmp_path):
         os.umask(mask)
     for name in ("a.png", "b.pt"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_read_image_returns_writable_rgb_uint8(tmp_path, mode):
+    from sin.io import read_image
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (7, 5, {"RGB": 3, "L": 1, "RGBA": 4}[mode]), dtype=np.uint8)
+    Image.fromarray(arr[..., 0] if mode == "L" else arr, mode).save(tmp_path / "x.png")
+    img = read_image(tmp_path / "x.png")
+    assert img.shape == (7, 5, 3) and img.dtype == np.uint8
+    assert img.flags.writeable  # torch.from_numpy warns on read-only arrays; callers may edit in place
+    expected = np.repeat(arr[..., :1], 3, axis=-1) if mode == "L" else arr[..., :3]
+    assert np.array_equal(img, expected)

@@ -78,8 +78,10 @@ def test_training_learns_a_colour_edge(tmp_path):
     torch.set_num_threads(1)
     images, segs = edge_images()
     data = TrainingSet(images, segs)
+    # clean cross-entropy: the default (on probabilities) is bounded below by -log(e / (1 + e)) per
+    # pixel for two classes, so "halves the loss" is a criterion for the logits form only
     cfg = replace(PRESETS["tiny"], iterations=250, batch_size=4, lr=2e-3, milestones=(), checkpoint_every=1000,
-                  snapshot_every=1000, log_every=50)
+                  snapshot_every=1000, log_every=50, loss="logits")
     losses = []
     model = train(cfg, data, tmp_path, progress=False, on_step=lambda i, loss: losses.append(loss))
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:10])
@@ -158,3 +160,22 @@ def test_distributed_training_two_cpu_processes(tmp_path):
     for k in a:  # DDP keeps the parameters of the replicas identical (BN buffers are rank-local)
         assert torch.equal(a[k], b[k]), k
     assert (tmp_path / "run" / "weights.pt").exists() and (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_training_curve_dedupes_resumed_logs_and_writes_outputs(tmp_path):
+    import pandas as pd
+
+    from benchmarks import training_curve
+
+    run = tmp_path / "run"
+    run.mkdir()
+    # a run resumed from iteration 20 logs 20 again: the later entry must win
+    pd.DataFrame({"iteration": [10, 20, 20, 30], "loss": [9.0, 8.0, 7.5, 7.0], "lr": [1e-4, 2e-4, 2e-4, 3e-4],
+                  "seconds": [1.0, 2.0, 2.1, 3.0]}).to_csv(run / "log.csv", index=False)
+    assert training_curve.main([str(run), "--out", str(tmp_path / "out"), "--window", "2"]) == 0
+    merged = pd.read_csv(tmp_path / "out" / "loss_curve.csv")
+    assert merged.iteration.tolist() == [10, 20, 30]
+    assert merged.loss.tolist() == [9.0, 7.5, 7.0]
+    assert (tmp_path / "out" / "loss_curve.png").stat().st_size > 1000
+    with pytest.raises(FileNotFoundError, match="no training log"):
+        training_curve.read_log(tmp_path / "missing")
