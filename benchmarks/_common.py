@@ -25,6 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Line styles of the SIN paper's MATLAB plots (``eval_spixel/plot_benchmark_curve.m``), plus
 #: styles for the extras that the paper does not show.
+#: Requested superpixel counts of the paper's curves (Fig. 4 / Fig. 5 x axes).
+DEFAULT_SIZES = tuple(range(200, 1201, 100))
+
 PLOT_STYLE = {
     "slic": dict(color="b", marker="*", label="SLIC"),
     "snic": dict(color="g", marker="p", label="SNIC", mfc="g"),

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks._common import (
+    DEFAULT_SIZES,
     PLOT_STYLE,
     REPO,
     command_line,
@@ -48,7 +49,6 @@ from benchmarks._common import (
     write_text,
 )
 
-DEFAULT_SIZES = tuple(range(200, 1201, 100))
 
 
 def default_image(data_root=None) -> tuple[np.ndarray, str]:

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks._common import (
+    DEFAULT_SIZES,
     PLOT_STYLE,
     REPO,
     command_line,
@@ -64,7 +65,6 @@ from benchmarks._common import (
     write_text,
 )
 
-DEFAULT_SIZES = tuple(range(200, 1201, 100))
 #: Summary columns: metric -> (header in the markdown table, format).
 SUMMARY_METRICS = {"asa": ("ASA", ".4f"), "rec": ("BR", ".4f"), "pre": ("BP", ".4f"), "co": ("CO", ".4f"),
                    "ue": ("UE (1-ASA)", ".4f"), "ue_np": ("UE_NP", ".4f"), "ue_levin": ("UE_Levin", ".3f"),

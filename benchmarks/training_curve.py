@@ -24,7 +24,7 @@ def read_log(run: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"no training log at {path}")
     df = pd.read_csv(path)
-    missing = {"iteration", "loss", "lr"} - set(df.columns)
+    missing = {"iteration", "loss", "lr", "seconds"} - set(df.columns)
     if missing:
         raise ValueError(f"{path} lacks the columns {sorted(missing)}")
     # a resumed run may have re-logged iterations: keep the last entry of each

@@ -23,3 +23,18 @@ def data_path(*parts) -> Path:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+#: Input kinds every provider accepts (see :func:`random_image`).
+IMAGE_KINDS = ("uint8", "float", "gray")
+
+
+def random_image(h: int, w: int, kind: str, rng):
+    """A random ``(image, channel_axis)`` of one of :data:`IMAGE_KINDS`."""
+    if kind == "uint8":
+        return rng.integers(0, 256, (h, w, 3), dtype=np.uint8), -1
+    if kind == "float":
+        return rng.random((h, w, 3)), -1
+    if kind == "gray":
+        return rng.random((h, w)), None
+    raise ValueError(f"unknown image kind {kind!r}")

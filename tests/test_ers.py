@@ -5,6 +5,7 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import IMAGE_KINDS, random_image
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -226,18 +227,12 @@ def test_eight_connected_graph_option():
 # ------------------------------------------------------------------------------------------
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 60), st.integers(1, 60), st.integers(1, 300), st.sampled_from(["uint8", "float", "gray"]),
+@given(st.integers(1, 60), st.integers(1, 60), st.integers(1, 300), st.sampled_from(IMAGE_KINDS),
        st.integers(0, 2**32 - 1))
 def test_provider_contract(h, w, k, kind, seed):
     if h * w < 2:
         return
-    rng = np.random.default_rng(seed)
-    if kind == "uint8":
-        img, axis = rng.integers(0, 256, (h, w, 3), dtype=np.uint8), -1
-    elif kind == "float":
-        img, axis = rng.random((h, w, 3)), -1
-    else:
-        img, axis = rng.random((h, w)), None
+    img, axis = random_image(h, w, kind, np.random.default_rng(seed))
     prov = get_provider("ers")
     labels = prov(img, k, channel_axis=axis, check=True)
     assert labels.dtype == np.int32 and labels.flags.c_contiguous

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.io
 
 from ..io import read_image
-from .folder import Sample, dataset_root
+from .folder import Sample, checked_index, dataset_root
 
 __all__ = ["BSDS500", "SPLITS", "load_bsds500", "merge_extra_segments", "read_bsds500_ground_truth"]
 
@@ -149,12 +149,7 @@ class BSDS500:
         return self.gt_dir / f"{self._images[self._index(index)].stem}.mat"
 
     def _index(self, index) -> int:
-        n = len(self._images)
-        if not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an int, got {type(index).__name__}")
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} images")
-        return int(index) % n
+        return checked_index(index, len(self._images))
 
     def index(self, image_id: str) -> int:
         """Position of ``image_id`` (``ValueError`` if absent)."""

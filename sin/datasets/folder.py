@@ -28,6 +28,15 @@ DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "dat
 LABEL_EXTENSIONS = (".png", ".csv", ".npy")
 
 
+def checked_index(index, n: int) -> int:
+    """``index`` (negative counts from the end) as a position in ``0..n-1``, or a clear error."""
+    if not isinstance(index, (int, np.integer)):
+        raise TypeError(f"index must be an int, got {type(index).__name__}")
+    if not -n <= index < n:
+        raise IndexError(f"index {index} out of range for {n} images")
+    return int(index) % n
+
+
 class Sample(NamedTuple):
     """One dataset item: ``(image_id, image, ground_truths)``.
 
@@ -164,12 +173,7 @@ class LabelledImageFolder:
         return list(self._items[self._index(index)][2])
 
     def _index(self, index: int) -> int:
-        n = len(self._items)
-        if not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an int, got {type(index).__name__}")
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} images")
-        return int(index) % n
+        return checked_index(index, len(self._items))
 
     def index(self, image_id: str) -> int:
         """Position of ``image_id`` (``ValueError`` if absent)."""
