@@ -28,7 +28,13 @@ def read_log(run: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} lacks the columns {sorted(missing)}")
     # a resumed run may have re-logged iterations: keep the last entry of each
-    return df.drop_duplicates("iteration", keep="last").sort_values("iteration")
+    df = df.drop_duplicates("iteration", keep="last").sort_values("iteration").reset_index(drop=True)
+    # logs written before resumed runs kept their clock restarted it at 0: stitch the segments
+    restart = df.seconds.diff() < 0
+    if restart.any():
+        segment_end = df.seconds.shift().where(restart, 0.0)
+        df["seconds"] = df.seconds + segment_end.cumsum()
+    return df
 
 
 def plot(logs: dict, path: Path, window: int) -> None:

@@ -13,14 +13,16 @@ Presets
     The paper/code schedule: 225x225 crops, batch 4, lr 5e-5 halved at 200k, 300k iterations.
     About 3 h on an RTX 2080Ti; impossible on 2 CPU cores (~0.1 s per sample here).
 ``cpu``
-    A useful model on 2 CPU cores in about 2 hours (see :data:`PRESETS` for the choices and
+    A useful model on 2 CPU cores in about 2 hours (the shipped weights) (see :data:`PRESETS` for the choices and
     ``results/training/README.md`` for what they gave).
 ``tiny``
     A few steps on tiny crops, for tests.
 
 Checkpoints (``<out>/checkpoint.pt``, atomic) hold model, optimizer, iteration and every RNG
 state, so ``--resume`` continues exactly where the run stopped; ``<out>/log.csv`` gets one row
-per logged step. With ``torchrun --nproc_per_node N -m sin train ...`` the run uses
+per logged step (its ``seconds`` add up over resumed segments). A finished run can be extended:
+resume it with a larger ``--iterations`` and, optionally, learning-rate milestones after its
+checkpoint; anything that already shaped the weights must stay as it was. With ``torchrun --nproc_per_node N -m sin train ...`` the run uses
 DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 writes all outputs.
 """
 
@@ -91,17 +93,18 @@ class TrainConfig:
 
 
 #: Why the ``cpu`` preset looks like this: a 145x145 batch of 8 costs ~0.42 s on 2 idle cores
-#: (~0.7 s with 1 thread), so 7k steps (56k samples, ~50-90 min) fit a session, against the
-#: paper's 1.2M samples. Smaller crops (145x145, 10x10 seeds) give ~2.4x more samples per second
-#: than 225x225 at the same pixel throughput. A 20x larger learning rate than the paper's (1e-3,
-#: warm-up, three halvings) reached after 500 steps the validation ASA that 2e-4 reached after
-#: 1000 (results/training/loss_comparison.md). Random rescaling (0.6-1.5x) shows the network the
-#: scales at which inference resizes images for 200-1200 superpixels (the paper trains at native
-#: scale only).
+#: (~0.7 s with 1 thread), so 15.5k steps (124k samples, ~1 h 50 min) fit the 2.5 h budget,
+#: against the paper's 1.2M samples. Smaller crops (145x145, 10x10 seeds) give ~2.4x more samples
+#: per second than 225x225 at the same pixel throughput. A 20x larger learning rate than the
+#: paper's (1e-3, warm-up, five halvings) reached after 500 steps the validation ASA that 2e-4
+#: reached after 1000 (results/training/loss_comparison.md); quality stopped rising at a constant
+#: learning rate and rose after each halving (results/training/snapshots.md), hence the late
+#: halvings. Random rescaling (0.6-1.5x) shows the network the scales at which inference resizes
+#: images for 200-1200 superpixels (the paper trains at native scale only).
 PRESETS = {
     "paper": TrainConfig(),
-    "cpu": TrainConfig(crop=145, batch_size=8, lr=1e-3, iterations=7_000, milestones=(3_500, 5_250, 6_300),
-                       warmup=300, scale_aug=(0.6, 1.5)),
+    "cpu": TrainConfig(crop=145, batch_size=8, lr=1e-3, iterations=15_500,
+                       milestones=(3_500, 5_250, 6_300, 11_500, 13_500), warmup=300, scale_aug=(0.6, 1.5)),
     "tiny": TrainConfig(crop=33, batch_size=2, lr=1e-3, iterations=4, milestones=(3,), checkpoint_every=2,
                         snapshot_every=2, log_every=1),
 }
@@ -247,29 +250,26 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
     ckpt_path = out / "checkpoint.pt"
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        saved = ckpt["config"]
-        if {k: v for k, v in saved.items() if k != "iterations"} != \
-                {k: v for k, v in asdict(cfg).items() if k != "iterations"}:
-            raise ValueError(f"--resume: {ckpt_path} was written with a different configuration: {saved}")
+        start = int(ckpt["iteration"])
+        _check_resumable(ckpt["config"], cfg, start, ckpt_path)
         model.load_state_dict(ckpt["model"])
         optim.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["rng"]["data"][rank] if isinstance(ckpt["rng"]["data"], list) else ckpt["rng"]["data"])
         torch.random.set_rng_state(ckpt["rng"]["torch"])
-        start = int(ckpt["iteration"])
     elif resume:
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
     log_path = out / "log.csv"
-    if rank == 0:
-        _truncate_log(log_path, start)
+    elapsed_before = _truncate_log(log_path, start) if rank == 0 else 0.0
     crop = cfg.net_crop
     amp_dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
     bar = tqdm(total=cfg.iterations, initial=start, desc="train SIN", unit="it",
                disable=not progress or rank != 0, dynamic_ncols=True)
-    t_start, running = time.perf_counter(), []
+    # ``seconds`` in the log is training wall time summed over every resumed segment
+    t_start, running = time.perf_counter() - elapsed_before, []
     for it in range(start, cfg.iterations):
         lr = _lr_at(cfg, it)
         for g in optim.param_groups:
@@ -306,6 +306,30 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
     return model.eval()
 
 
+def _check_resumable(saved: dict, cfg: TrainConfig, start: int, path) -> None:
+    """A resumed run may only be *extended*: more iterations and learning-rate milestones after the
+    checkpoint. Everything that already shaped the weights must match, or the result would not be
+    the run the log describes."""
+    # thread count and logging cadences do not shape the weights, so they may change freely
+    operational = ("threads", "checkpoint_every", "snapshot_every", "log_every")
+    saved = {k: v for k, v in saved.items() if k not in operational}
+    now = {k: v for k, v in asdict(cfg).items() if k not in operational}
+    if cfg.iterations < start:
+        raise ValueError(f"--resume: {path} is at iteration {start}, past the requested {cfg.iterations}")
+    past_saved = sorted(int(m) for m in saved.pop("milestones") if int(m) <= start)
+    past_now = sorted(m for m in now.pop("milestones") if m <= start)
+    if past_saved != past_now:
+        raise ValueError(f"--resume: milestones up to iteration {start} were {past_saved}, "
+                         f"the new configuration has {past_now}; only later milestones may change")
+    saved.pop("iterations"), now.pop("iterations")
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+    now = {k: tuple(v) if isinstance(v, list) else v for k, v in now.items()}
+    diff = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
+    if diff:
+        raise ValueError(f"--resume: {path} was written with a different configuration "
+                         f"(saved vs requested): {diff}")
+
+
 def _meta(cfg):
     return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             "torch": str(torch.__version__)}
@@ -323,17 +347,19 @@ def _save_checkpoint(path, model, optim, gen, cfg, iteration, world, rank):
                            "rng": {"data": state, "torch": torch.random.get_rng_state()}}, path)
 
 
-def _truncate_log(path: Path, iteration: int) -> None:
-    """Keep log rows up to ``iteration`` (a resumed run rewrites what came after its checkpoint)."""
+def _truncate_log(path: Path, iteration: int) -> float:
+    """Keep log rows up to ``iteration`` (a resumed run rewrites what came after its checkpoint);
+    returns the wall time logged up to there, so the resumed run's clock continues from it."""
     if not path.exists() or iteration == 0:
         with open(path, "w", newline="") as f:
             csv.writer(f).writerow(["iteration", "loss", "lr", "seconds"])
-        return
+        return 0.0
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     keep = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= iteration]
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows(keep)
+    return float(keep[-1][3]) if len(keep) > 1 else 0.0
 
 
 def _append_log(path: Path, iteration, loss, lr, seconds) -> None:
@@ -345,7 +371,7 @@ def add_train_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train SIN on BSDS500",
         description="Train SIN on BSDS500 train+val (every annotation a sample). "
-                    "Presets: paper (the paper's schedule, GPU), cpu (7k steps, ~1-1.5 h on 2 cores), tiny (tests).",
+                    "Presets: paper (the paper's schedule, GPU), cpu (15.5k steps, ~2 h on 2 cores), tiny (tests).",
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     p.add_argument("--data", default=None,
@@ -353,7 +379,9 @@ def add_train_parser(sub) -> None:
                         "or ../shared/data/BSDS500")
     p.add_argument("--splits", nargs="+", default=["train", "val"], help="BSDS500 splits to train on")
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv, weights.pt)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from <out>/checkpoint.pt; a finished run can be extended with a larger "
+                        "--iterations and --milestones added after its checkpoint")
     p.add_argument("--device", default="cpu")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images per split")
     for f in ("crop", "batch_size", "iterations", "warmup", "checkpoint_every", "snapshot_every",

@@ -38,7 +38,8 @@ def test_quality_pipeline_end_to_end(tmp_path, rng, capsys):
     argv = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--methods", "grid", "slic",
             "--sizes", "12", "30", "--processes", "1", "--out", str(out), "--cache", str(cache), "--no-progress"]
     summary = superpixel_quality.main(argv)
-    for name in ("quality.csv", "pairs.csv.gz", "quality.md", "asa_vs_k.png", "co_vs_k.png", "br_bp.png", "fig5.png"):
+    for name in ("quality.csv", "pairs.csv.gz", "quality.md", "matched.csv", "asa_vs_k.png", "co_vs_k.png",
+                 "br_bp.png", "fig5.png"):
         assert (out / name).stat().st_size > 0, name
     q = pd.read_csv(out / "quality.csv")
     assert list(q["method"]) == ["grid", "grid", "slic", "slic"] and list(q["n_segments"]) == [12, 30, 12, 30]
@@ -106,6 +107,19 @@ def test_unknown_methods_are_reported_with_the_available_ones(tmp_path, rng):
     assert list(summary["method"]) == ["grid"]
     with pytest.raises(SystemExit, match="--images"):
         superpixel_quality.main(["--dataset", "folder", "--methods", "grid"])
+
+
+def test_matched_reads_each_curve_at_equal_actual_counts():
+    summary = pd.DataFrame({"method": ["a", "a", "a", "b", "b"], "n_segments": [200, 300, 600, 300, 600],
+                            "sp": [200.0, 294.0, 600.0, 305.0, 590.0], "asa": [0.90, 0.93, 0.96, 0.94, 0.97],
+                            "rec": [0.60, 0.69, 0.78, 0.70, 0.80], "co": [0.5, 0.5, 0.5, 0.3, 0.4]})
+    got = superpixel_quality.matched(summary, at=(300, 600)).set_index("method")
+    # a: between (294, 0.69) and (600, 0.78) -> 0.69 + 6/306 * 0.09
+    assert got.loc["a", "rec@300"] == pytest.approx(0.69 + 6 / 306 * 0.09)
+    assert got.loc["a", "asa@600"] == pytest.approx(0.96)
+    # b starts at 305 and ends at 590: both targets are outside its range, no extrapolation
+    assert np.isnan(got.loc["b", "rec@300"]) and np.isnan(got.loc["b", "co@600"])
+    assert list(got.columns) == ["asa@300", "rec@300", "co@300", "asa@600", "rec@600", "co@600"]
 
 
 def test_markdown_table_formats():

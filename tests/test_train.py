@@ -120,11 +120,35 @@ def test_resume_is_exact(tmp_path):
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
     with open(tmp_path / "part" / "log.csv") as f:
-        assert [int(r["iteration"]) for r in csv.DictReader(f)] == list(range(1, 7))
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == list(range(1, 7))
+    seconds = [float(r["seconds"]) for r in rows]
+    assert seconds == sorted(seconds)  # the resumed segment's clock continues from the checkpoint
     with pytest.raises(ValueError, match="different configuration"):
         train(replace(cfg, lr=0.5), TrainingSet(images, segs), tmp_path / "part", resume=True, progress=False)
     with pytest.raises(FileNotFoundError):
         train(cfg, TrainingSet(images, segs), tmp_path / "nothing", resume=True, progress=False)
+
+
+def test_resume_can_extend_a_finished_run(tmp_path):
+    """A finished run resumed with more iterations and a milestone after its checkpoint equals one
+    run that had that schedule from the start; rewriting an already-applied milestone is refused."""
+    torch.set_num_threads(1)
+    images, segs = edge_images(2)
+    cfg = replace(PRESETS["tiny"], iterations=4, milestones=(2,), checkpoint_every=2, snapshot_every=100,
+                  log_every=1)
+    longer = replace(cfg, iterations=7, milestones=(2, 5))
+    full = train(longer, TrainingSet(images, segs), tmp_path / "full", progress=False)
+    train(cfg, TrainingSet(images, segs), tmp_path / "part", progress=False)
+    extended = train(longer, TrainingSet(images, segs), tmp_path / "part", resume=True, progress=False)
+    for (k, a), b in zip(full.state_dict().items(), extended.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="only later milestones"):
+        train(replace(longer, iterations=9, milestones=(3, 5)), TrainingSet(images, segs), tmp_path / "part",
+              resume=True, progress=False)
+    with pytest.raises(ValueError, match="past the requested"):
+        train(replace(cfg, iterations=5), TrainingSet(images, segs), tmp_path / "part", resume=True,
+              progress=False)
 
 
 def _free_port():
@@ -179,3 +203,14 @@ def test_training_curve_dedupes_resumed_logs_and_writes_outputs(tmp_path):
     assert (tmp_path / "out" / "loss_curve.png").stat().st_size > 1000
     with pytest.raises(FileNotFoundError, match="no training log"):
         training_curve.read_log(tmp_path / "missing")
+
+
+def test_training_curve_stitches_a_restarted_clock(tmp_path):
+    from benchmarks.training_curve import read_log
+
+    run = tmp_path / "run"
+    run.mkdir()
+    # an older resumed run restarted its clock: 100 s, then 10 s and 20 s into the second segment
+    (run / "log.csv").write_text("iteration,loss,lr,seconds\n10,9,1e-4,50\n20,8,1e-4,100\n30,7,1e-4,10\n"
+                                 "40,6,1e-4,20\n")
+    assert read_log(run).seconds.tolist() == [50, 100, 110, 120]
