@@ -11,7 +11,7 @@ import torch
 
 from .model import SINNet, convert_original_state_dict
 
-__all__ = ["DEFAULT_WEIGHTS", "load_model", "save_weights", "atomic_torch_save", "UntrainedWarning"]
+__all__ = ["DEFAULT_WEIGHTS", "load_model", "load_torch_file", "save_weights", "atomic_torch_save", "UntrainedWarning"]
 
 #: Weights shipped inside the package, trained by ``python -m sin train`` (see results/training).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "sin_bsds500.pt"
@@ -38,6 +38,23 @@ def atomic_torch_save(obj, path) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def load_torch_file(path, what: str, *, weights_only: bool = True, map_location="cpu", hint: str = ""):
+    """``torch.load`` a local file with errors that name it.
+
+    Raises ``FileNotFoundError`` ("<what> not found: <path>" plus ``hint``) when the file is
+    missing and ``ValueError`` ("cannot read <what> <path>: corrupted or not a torch file") when
+    it cannot be unpickled; checking what the object holds is the caller's job.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}{hint}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as exc:  # pickle, zip and truncation errors differ between torch versions
+        raise ValueError(f"cannot read {what} {path}: corrupted or not a torch file "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
 def save_weights(model: SINNet, path, meta: dict | None = None) -> None:
@@ -94,14 +111,8 @@ def load_model(weights=None, *, map_location="cpu") -> SINNet:
     if isinstance(weights, dict):
         obj = weights
     else:
-        path = Path(weights)
-        source = str(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"SIN weights file not found: {path}")
-        try:
-            obj = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as exc:  # pickle/zip errors differ between torch versions
-            raise ValueError(f"cannot read SIN weights {path}: corrupted or not a torch checkpoint ({exc})") from None
+        source = str(weights)
+        obj = load_torch_file(weights, "SIN weights file", map_location=map_location)
     if not isinstance(obj, dict):
         raise ValueError(f"SIN weights {source} hold a {type(obj).__name__}, expected a dict")
     if "model" in obj and isinstance(obj["model"], dict):  # a training checkpoint

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import atomic_torch_save, save_weights
+from .checkpoint import atomic_torch_save, load_torch_file, save_weights
 from .geometry import network_size
 from .inference import normalize_image
 from .loss import sin_loss
@@ -248,16 +248,14 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
     start = 0
     ckpt_path = out / "checkpoint.pt"
-    if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    if resume:
+        ckpt = load_torch_file(ckpt_path, "--resume: training checkpoint", weights_only=False, map_location=device)
         start = int(ckpt["iteration"])
         _check_resumable(ckpt["config"], cfg, start, ckpt_path)
         model.load_state_dict(ckpt["model"])
         optim.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["rng"]["data"][rank] if isinstance(ckpt["rng"]["data"], list) else ckpt["rng"]["data"])
         torch.random.set_rng_state(ckpt["rng"]["torch"])
-    elif resume:
-        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)

@@ -121,8 +121,14 @@ def test_reduced_val_list_is_shipped():
     assert all(len(i) == 11 and i[4] == "_" and i[:4].isdigit() for i in ids)
 
 
-def test_sbd_loader_reads_gtcls_mat(sbd_root):
+def test_sbd_loader_reads_gtcls_mat(sbd_root, tmp_path):
     root, labels = sbd_root
+    # the release's nesting is found from any of its parents; elsewhere the error names the layout
+    release = root.parent  # the fixture returns benchmark_RELEASE/
+    for where in (release, release / "benchmark_RELEASE", release / "benchmark_RELEASE" / "dataset"):
+        assert D.SBDSegmentation(where, "train").root == release / "benchmark_RELEASE" / "dataset"
+    with pytest.raises(FileNotFoundError, match=r"no SBD at .*expected cls/ and img/"):
+        D.SBDSegmentation(tmp_path / "nowhere", "train")
     ds = D.SBDSegmentation(root, "train")
     assert ds.ids == ["2009_000010", "2009_000011", "2008_000003"]
     s = ds[0]

@@ -128,6 +128,10 @@ def test_resume_is_exact(tmp_path):
         train(replace(cfg, lr=0.5), TrainingSet(images, segs), tmp_path / "part", resume=True, progress=False)
     with pytest.raises(FileNotFoundError):
         train(cfg, TrainingSet(images, segs), tmp_path / "nothing", resume=True, progress=False)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "checkpoint.pt").write_bytes(b"truncated")
+    with pytest.raises(ValueError, match="cannot read --resume: training checkpoint"):
+        train(cfg, TrainingSet(images, segs), tmp_path / "broken", resume=True, progress=False)
 
 
 def test_resume_can_extend_a_finished_run(tmp_path):

@@ -168,13 +168,19 @@ class SegmentationDataset:
             yield self[i]
 
 
-def _find_voc_root(root) -> Path:
+def _find_root(root, name: str, required: tuple, nests: tuple) -> Path:
+    """``root`` itself or ``root/<nest>`` for the first nest holding every ``required`` folder."""
     root = Path(root)
-    for cand in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
-        if (cand / "JPEGImages").is_dir() and (cand / "ImageSets" / "Segmentation").is_dir():
+    for cand in (root, *(root / n for n in nests)):
+        if all((cand / r).is_dir() for r in required):
             return cand
-    raise FileNotFoundError(f"no PASCAL VOC 2012 at {root} (expected JPEGImages/ and ImageSets/Segmentation/ "
-                            "in it, in VOC2012/ or in VOCdevkit/VOC2012/)")
+    raise FileNotFoundError(f"no {name} at {root} (expected {' and '.join(r + '/' for r in required)} in it, in "
+                            + " or in ".join(n + "/" for n in nests) + ")")
+
+
+def _find_voc_root(root) -> Path:
+    return _find_root(root, "PASCAL VOC 2012", ("JPEGImages", "ImageSets/Segmentation"),
+                      ("VOC2012", "VOCdevkit/VOC2012"))
 
 
 class VOCSegmentation(SegmentationDataset):
@@ -220,12 +226,7 @@ class VOCSegmentation(SegmentationDataset):
 
 
 def _find_sbd_root(root) -> Path:
-    root = Path(root)
-    for cand in (root, root / "dataset", root / "benchmark_RELEASE" / "dataset"):
-        if (cand / "cls").is_dir() and (cand / "img").is_dir():
-            return cand
-    raise FileNotFoundError(f"no SBD at {root} (expected cls/ and img/ in it, in dataset/ or in "
-                            "benchmark_RELEASE/dataset/)")
+    return _find_root(root, "SBD", ("cls", "img"), ("dataset", "benchmark_RELEASE/dataset"))
 
 
 class SBDSegmentation(SegmentationDataset):

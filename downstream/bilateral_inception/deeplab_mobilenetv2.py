@@ -56,11 +56,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sin.checkpoint import load_torch_file
 
 __all__ = [
     "VOC_CLASSES",
@@ -371,14 +372,8 @@ def build_deeplabv3_mnv2(weights_path=None, num_classes: int = 21) -> DeepLabV3M
     """
     model = DeepLabV3MobileNetV2(num_classes=num_classes)
     if weights_path is not None:
-        path = Path(weights_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"DeepLabV3-MobileNetV2 weights not found: {path} "
-                                    "(expected deeplabv3_mnv2_dm05_tflite_weights.pt, see ../shared/weights/README.md)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle errors, zip errors, truncated files: all mean "not our weights"
-            raise ValueError(f"cannot read DeepLab weights from {path}: {type(exc).__name__}: {exc}") from None
-        model.load_tflite_state_dict(state, source=str(path))
+        state = load_torch_file(weights_path, "DeepLabV3-MobileNetV2 weights",
+                                hint=" (expected deeplabv3_mnv2_dm05_tflite_weights.pt, see ../shared/weights/README.md)")
+        model.load_tflite_state_dict(state, source=str(weights_path))
     return model.eval()
 

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sin.checkpoint import atomic_torch_save
+from sin.checkpoint import atomic_torch_save, load_torch_file
 from sin.pooling import Assignment
 
 from .datasets import VOID, SegmentationDataset
@@ -251,13 +251,7 @@ def _save_state(path, obj) -> None:
 
 
 def _load_state(path, fmt: str) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from None
+    obj = load_torch_file(path, "checkpoint", weights_only=False)
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise ValueError(f"{path} is not a {fmt} checkpoint")
     return obj

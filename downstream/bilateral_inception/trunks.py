@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sin.checkpoint import load_torch_file
+
 __all__ = [
     "TrunkOutput",
     "SegmentationTrunk",
@@ -170,13 +172,7 @@ def _replace_last_conv(seq: nn.Module, new: nn.Conv2d) -> None:
 
 def load_state_dict_file(path, what: str) -> dict:
     """``torch.load`` a local state dict with clear errors (missing file, unreadable, not a dict)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} weights not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # zip/pickle errors differ between torch versions
-        raise ValueError(f"cannot read {what} weights {path}: corrupted or not a torch file ({exc})") from None
+    obj = load_torch_file(path, f"{what} weights")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):

@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from skimage.color import rgb2lab
 from torch import nn
 
+from ..checkpoint import load_torch_file
 from ..connectivity import enforce_connectivity
 from ..geometry import grid_shape
 from .registry import register_provider
@@ -152,10 +153,7 @@ def load_ssn_model(weights=None) -> SSNFeatureNet:
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling / zip / truncation errors all mean "not SSN weights"
-        raise ValueError(f"cannot read SSN weights from {path}: {type(exc).__name__}: {exc}") from None
+    state = load_torch_file(path, "SSN weights")
     model = SSNFeatureNet()
     own = model.state_dict()
     if not isinstance(state, dict):
