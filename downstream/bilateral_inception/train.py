@@ -257,6 +257,46 @@ def _load_state(path, fmt: str) -> dict:
     return obj
 
 
+def _resume(last: Path, fmt: str, opt, resume: bool) -> tuple[dict, dict | None]:
+    """The run record and, when ``resume`` finds ``last``, its checkpoint (optimizer and torch RNG
+    already restored, so dropout masks continue as in an uninterrupted run; the caller restores
+    its modules from the returned state)."""
+    record = {"history": [], "best_miou": -1.0, "best_epoch": -1, "epoch": 0, "seconds": 0.0}
+    if not (resume and last.is_file()):
+        return record, None
+    state = _load_state(last, fmt)
+    opt.load_state_dict(state["optimizer"])
+    if state.get("rng") is not None:
+        torch.set_rng_state(state["rng"])
+    return state["record"], state
+
+
+def _shuffle_rng(seed: int, shapes: Sequence, batch_size: int, epochs_done: int) -> random.Random:
+    """The batch-shuffling RNG, advanced past ``epochs_done`` epochs so that a resumed run draws
+    the same batches as an uninterrupted one."""
+    rng = random.Random(seed)
+    for _ in range(epochs_done):
+        _shape_batches(shapes, batch_size, True, rng)
+    return rng
+
+
+def _end_epoch(record: dict, entry: dict, epoch: int, out_dir: Path, ckpt: dict, weights: dict, opt, tag: str,
+               progress: bool) -> None:
+    """Log the epoch in ``record``, save ``best.pt`` when val mIoU improved and ``last.pt`` always."""
+    record["history"].append(entry)
+    record["epoch"] = epoch + 1
+    record["seconds"] += entry["seconds"]
+    score = entry.get("val_miou", float(epoch))
+    if score > record["best_miou"]:
+        record["best_miou"], record["best_epoch"] = score, epoch + 1
+        _save_state(out_dir / "best.pt", {**ckpt, **weights, "record": record})
+    _save_state(out_dir / "last.pt", {**ckpt, **weights, "optimizer": opt.state_dict(), "record": record,
+                                      "rng": torch.get_rng_state()})
+    if progress:
+        print(f"[{tag}] epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                                       for k, v in entry.items() if k != "epoch"), flush=True)
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
@@ -337,15 +377,9 @@ def train_trunk(trunk: SegmentationTrunk, train_set: SegmentationDataset, val_se
     if config.mode == "full":
         params = list(trunk.backbone.parameters()) + params
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    record = {"history": [], "best_miou": -1.0, "best_epoch": -1, "epoch": 0, "seconds": 0.0}
-    last = out_dir / "last.pt"
-    if resume and last.is_file():
-        state = _load_state(last, TRUNK_FORMAT)
+    record, state = _resume(out_dir / "last.pt", TRUNK_FORMAT, opt, resume)
+    if state is not None:
         trunk.load_state_dict(state["state_dict"])
-        opt.load_state_dict(state["optimizer"])
-        record = state["record"]
-        if state.get("rng") is not None:
-            torch.set_rng_state(state["rng"])
     if record["epoch"] >= config.epochs and (out_dir / "best.pt").is_file():
         return record
 
@@ -366,9 +400,7 @@ def train_trunk(trunk: SegmentationTrunk, train_set: SegmentationDataset, val_se
         if config.flips:
             items.append((sid, np.ascontiguousarray(lab[:, ::-1]), True))
     shapes = [it[1].shape for it in items]
-    rng = random.Random(config.seed)
-    for _ in range(record["epoch"]):  # replay the shuffles so a resumed run matches an uninterrupted one
-        _shape_batches(shapes, config.batch_size, True, rng)
+    rng = _shuffle_rng(config.seed, shapes, config.batch_size, record["epoch"])
     for epoch in range(record["epoch"], config.epochs):
         t0 = time.perf_counter()
         for g in opt.param_groups:
@@ -405,21 +437,10 @@ def train_trunk(trunk: SegmentationTrunk, train_set: SegmentationDataset, val_se
                                    backbone_cache=bb_cache)
             entry["val_miou"] = cm.mean_iou()
         entry["seconds"] = time.perf_counter() - t0
-        record["history"].append(entry)
-        record["epoch"] = epoch + 1
-        record["seconds"] += entry["seconds"]
-        score = entry.get("val_miou", float(epoch))
         ckpt = {"format": TRUNK_FORMAT, "trunk": trunk.name, "num_classes": trunk.num_classes,
                 "classes": list(train_set.classes), "short_side": config.short_side, "config": asdict(config),
                 "meta": dict(meta or {})}
-        if score > record["best_miou"]:
-            record["best_miou"], record["best_epoch"] = score, epoch + 1
-            _save_state(out_dir / "best.pt", {**ckpt, "state_dict": trunk.state_dict(), "record": record})
-        _save_state(last, {**ckpt, "state_dict": trunk.state_dict(), "optimizer": opt.state_dict(), "record": record,
-                           "rng": torch.get_rng_state()})
-        if progress:
-            print(f"[trunk] epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in entry.items()
-                                                            if k != "epoch"), flush=True)
+        _end_epoch(record, entry, epoch, out_dir, ckpt, {"state_dict": trunk.state_dict()}, opt, "trunk", progress)
     return record
 
 
@@ -646,25 +667,17 @@ def train_bi(head: BilateralInceptionHead, train_set: SegmentationDataset, val_s
     for g in groups:
         g["base_lr"] = g["lr"]
     opt = torch.optim.Adam(groups)
-    record = {"history": [], "best_miou": -1.0, "best_epoch": -1, "epoch": 0, "seconds": 0.0}
-    last = out_dir / "last.pt"
-    if resume and last.is_file():
-        state = _load_state(last, BI_FORMAT)
+    record, state = _resume(out_dir / "last.pt", BI_FORMAT, opt, resume)
+    if state is not None:
         head.load_state_dict(state["state_dict"])
         if mode != "none" and state.get("trunk_state") is not None:
             trunk.load_state_dict(state["trunk_state"])
-        opt.load_state_dict(state["optimizer"])
-        record = state["record"]
-        if state.get("rng") is not None:  # dropout masks continue as in an uninterrupted run
-            torch.set_rng_state(state["rng"])
     if record["epoch"] >= config.epochs and (out_dir / "best.pt").is_file():
         return record
     examples = _load_examples(train_set, superpixels, None if mode == "full" else feature_cache)
     val_sp = val_superpixels if val_superpixels is not None else superpixels
     shapes = [(tuple(e.image.shape), None if e.features is None else tuple(e.features.shape)) for e in examples]
-    rng = random.Random(config.seed)
-    for _ in range(record["epoch"]):
-        _shape_batches(shapes, config.batch_size, True, rng)
+    rng = _shuffle_rng(config.seed, shapes, config.batch_size, record["epoch"])
     head_config = _head_config(head)
     for epoch in range(record["epoch"], config.epochs):
         t0 = time.perf_counter()
@@ -696,22 +709,10 @@ def train_bi(head: BilateralInceptionHead, train_set: SegmentationDataset, val_s
         entry["theta6"] = [round(float(t), 4) for t in head.bi6.theta.detach()]
         entry["theta7"] = [round(float(t), 4) for t in head.bi7.theta.detach()]
         entry["seconds"] = time.perf_counter() - t0
-        record["history"].append(entry)
-        record["epoch"] = epoch + 1
-        record["seconds"] += entry["seconds"]
-        score = entry.get("val_miou", float(epoch))
         ckpt = {"format": BI_FORMAT, "head_config": head_config, "config": asdict(config),
                 "classes": list(train_set.classes), "meta": dict(meta or {})}
-        trunk_state = trunk.state_dict() if mode != "none" else None
-        if score > record["best_miou"]:
-            record["best_miou"], record["best_epoch"] = score, epoch + 1
-            _save_state(out_dir / "best.pt", {**ckpt, "state_dict": head.state_dict(), "trunk_state": trunk_state,
-                                              "record": record})
-        _save_state(last, {**ckpt, "state_dict": head.state_dict(), "trunk_state": trunk_state,
-                           "optimizer": opt.state_dict(), "record": record, "rng": torch.get_rng_state()})
-        if progress:
-            print(f"[BI] epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                                         for k, v in entry.items() if k != "epoch"), flush=True)
+        weights = {"state_dict": head.state_dict(), "trunk_state": trunk.state_dict() if mode != "none" else None}
+        _end_epoch(record, entry, epoch, out_dir, ckpt, weights, opt, "BI", progress)
     return record
 
 
