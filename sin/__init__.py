@@ -5,6 +5,8 @@
 >>> labels = sin.get_provider("slic")(image, n_segments=600)  # any registered method
 """
 
+from . import providers
+
 from .checkpoint import DEFAULT_WEIGHTS, UntrainedWarning, load_model, save_weights
 from .connectivity import check_superpixels, enforce_connectivity, is_4connected, relabel_sequential
 from .geometry import grid_shape, network_size
@@ -13,11 +15,17 @@ from .interpolation import hard_interpolate, soft_interpolate
 from .loss import sin_loss
 from .model import STEPS, SINNet
 from .pooling import Assignment, superpixel_pool, superpixel_unpool
+from .providers import LabelCache, Provider, available_providers, get_provider, register_provider
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Assignment",
+    "LabelCache",
+    "Provider",
+    "available_providers",
+    "get_provider",
+    "register_provider",
     "DEFAULT_WEIGHTS",
     "SINNet",
     "SINPredictor",

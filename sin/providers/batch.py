@@ -160,29 +160,37 @@ def _describe(item) -> str:
 
 def _provider_job(job):
     # runs in a worker: read the image there (paths are cheaper to send than pixels)
-    name, image, n_segments, params = job
+    provider, image, n_segments, cache_root = job
     from ..io import read_image
-    from . import get_provider
+    from .cache import LabelCache
 
-    img = read_image(image) if isinstance(image, (str, os.PathLike)) else image
-    return get_provider(name)(img, n_segments, **params)
+    if isinstance(image, (str, os.PathLike)):
+        img, image_id = read_image(image), Path(image).stem
+    else:
+        img, image_id = image, None
+    if cache_root is None:
+        return provider(img, n_segments)
+    return LabelCache(cache_root).labels(provider, img, n_segments, image_id)[0]
 
 
-def run_provider(name: str, images: Sequence, n_segments: int = 600, *, processes: int | None = 2,
+def run_provider(provider, images: Sequence, n_segments: int = 600, *, processes: int | None = 2,
                  threads: int = 1, progress: bool = True, mp_context: str = "spawn",
-                 executor: ProcessPoolExecutor | None = None, **params) -> list[np.ndarray]:
-    """Superpixels of many images with provider ``name``, in parallel processes.
+                 executor: ProcessPoolExecutor | None = None, cache=None, **params) -> list[np.ndarray]:
+    """Superpixels of many images with one provider, in parallel processes.
 
     Parameters
     ----------
-    name : str
-        A registered provider (:func:`sin.providers.available_providers`).
+    provider : str, callable or Provider
+        Anything :func:`sin.providers.get_provider` accepts (``"slic"``, ``"slic:compactness=20"``,
+        ``"package.module:function"``, ...). Functions must be importable for the workers.
     images : sequence of array_like or path
         Images (anything the provider accepts) or image file paths (read in the workers).
     n_segments : int, optional
         Requested number of superpixels for every image.
     processes, threads, progress, mp_context, executor
         See :func:`parallel_map`.
+    cache : LabelCache, path or None, optional
+        Reuse and store label maps in this :class:`~sin.providers.LabelCache` (or its root).
     **params
         Provider parameters (e.g. ``compactness=20`` for SLIC, ``weights=...`` for SIN).
 
@@ -194,21 +202,23 @@ def run_provider(name: str, images: Sequence, n_segments: int = 600, *, processe
     Raises
     ------
     ValueError
-        Unknown provider (checked before any work starts), bad ``n_segments`` or ``processes``.
+        Unknown provider or parameter (checked before any work starts), bad ``n_segments`` or
+        ``processes``.
     FileNotFoundError
         An image path does not exist (checked before any work starts).
     RuntimeError
         The provider failed on some image (the message names it; the cause is chained).
     """
     from ..image import check_n_segments
-    from . import get_provider
+    from .registry import get_provider
 
-    get_provider(name)  # fail fast, listing the available providers
+    provider = get_provider(provider, **params)  # fail fast, listing the available providers
     k = check_n_segments(n_segments)
     images = list(images)
     for img in images:
         if isinstance(img, (str, os.PathLike)) and not Path(img).is_file():
             raise FileNotFoundError(f"image not found: {img}")
-    jobs = [(name, img, k, params) for img in images]
+    root = None if cache is None else str(getattr(cache, "root", cache))
+    jobs = [(provider, img, k, root) for img in images]
     return parallel_map(_provider_job, jobs, processes=processes, threads=threads,
-                        desc=f"{name} K={k}", progress=progress, mp_context=mp_context, executor=executor)
+                        desc=f"{provider.name} K={k}", progress=progress, mp_context=mp_context, executor=executor)

@@ -299,8 +299,7 @@ def _ers_labels(img: np.ndarray, n_segments: int, lambda_: float, sigma: float, 
 
 @register_provider(
     "ers", connected=True, connectivity="by construction",
-    description="ERS (Liu et al. 2011), numba port of lib_ers, 4-neighbour graph, lambda=0.5, sigma=5",
-    defaults={"lambda_": 0.5, "sigma": 5.0, "connectivity": 4})
+    description="ERS (Liu et al. 2011), numba port of lib_ers, 4-neighbour graph, lambda=0.5, sigma=5")
 def ers_superpixels(image: np.ndarray, n_segments: int, *, lambda_: float = 0.5, sigma: float = 5.0,
                     connectivity: int = 4) -> np.ndarray:
     """Provider entry point: ``image`` is a validated ``(H, W, 3)`` float32 RGB image in [0, 1].

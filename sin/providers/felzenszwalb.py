@@ -16,8 +16,7 @@ from .registry import register_provider
 
 
 @register_provider("fh", connected=True, connectivity="post-processing", extra=True,
-                   description="Felzenszwalb-Huttenlocher (2004), scikit-image, scale searched for the count",
-                   defaults={"sigma": 0.8, "max_rounds": 8})
+                   description="Felzenszwalb-Huttenlocher (2004), scikit-image, scale searched for the count")
 def fh_superpixels(image: np.ndarray, n_segments: int, *, sigma=0.8, max_rounds=8) -> np.ndarray:
     h, w = image.shape[:2]
     target = min(n_segments, h * w)

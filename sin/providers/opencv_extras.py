@@ -55,8 +55,7 @@ def _to_lab8(image: np.ndarray):
 
 
 @register_provider("seeds", connected=True, connectivity="post-processing", extra=True,
-                   description="SEEDS (Van den Bergh et al. 2012), OpenCV-contrib",
-                   defaults={"num_levels": 4, "prior": 2, "histogram_bins": 5, "num_iterations": 10})
+                   description="SEEDS (Van den Bergh et al. 2012), OpenCV-contrib")
 def seeds_superpixels(image, n_segments, *, num_levels=4, prior=2, histogram_bins=5, num_iterations=10):
     cv2 = _ximgproc()
     h, w = image.shape[:2]
@@ -68,8 +67,7 @@ def seeds_superpixels(image, n_segments, *, num_levels=4, prior=2, histogram_bin
 
 
 @register_provider("lsc", connected=True, connectivity="post-processing", extra=True,
-                   description="Linear Spectral Clustering (Li & Chen 2015), OpenCV-contrib",
-                   defaults={"ratio": 0.075, "num_iterations": 10})
+                   description="Linear Spectral Clustering (Li & Chen 2015), OpenCV-contrib")
 def lsc_superpixels(image, n_segments, *, ratio=0.075, num_iterations=10):
     cv2 = _ximgproc()
     h, w = image.shape[:2]

@@ -1,17 +1,38 @@
-"""One interface for every superpixel method: a registry of providers.
+"""One interface for every superpixel method: provider objects and their registry.
 
-A provider is a function ``fn(image, n_segments, **params) -> labels`` that receives a validated
-``(H, W, 3)`` float32 RGB image in [0, 1] and returns an integer ``(H, W)`` label map. The
-:class:`Provider` wrapper around it validates the input, relabels the output to contiguous
-``int32`` ``0..K-1`` and (optionally, ``check=True``) verifies the declared connectivity.
+A *provider function* is anything callable as ``fn(image, n_segments, **params) -> labels``: it
+receives a validated ``(H, W, 3)`` float32 RGB image in [0, 1] and returns an integer ``(H, W)``
+label map. Registering it (:func:`register_provider`) records what the toolkit needs to know
+about it (connectivity, where its weights come from, its code version); its parameter defaults
+are read from its signature, written once.
 
->>> from sin.providers import get_provider, available_providers
->>> labels = get_provider("slic")(image, n_segments=600)
+A :class:`Provider` is a method *with its parameters*: a name, the full parameter dict and a
+:attr:`~Provider.fingerprint` that changes whenever the output could (parameters, the weights
+file's sha256, the provider's code). Calling it validates the image, checks the output contract
+and relabels to contiguous ``int32`` ``0..K-1``. Everything in the toolkit that takes a
+superpixel method (``so_saliency``, Bilateral Inception, every benchmark, the CLIs) accepts the
+same things, through :func:`get_provider`:
+
+* a registered name, optionally with parameters: ``"slic"``, ``"slic:compactness=20"``;
+* an import path ``"package.module:function"`` (optionally ``":key=value,..."`` after it);
+* a function ``f(image, n_segments, **params)``, or a :class:`Provider`.
+
+>>> import sin
+>>> slic = sin.get_provider("slic", compactness=20)
+>>> labels = slic(image, n_segments=600)
+>>> slic.fingerprint          # cache key: parameters + code (+ weights sha256 for deep methods)
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import importlib
+import inspect
+import json
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,31 +40,88 @@ import numpy as np
 from ..connectivity import check_superpixels, relabel_sequential
 from ..image import as_float_rgb, check_n_segments
 
-__all__ = ["Provider", "register_provider", "get_provider", "available_providers", "provider_table"]
+__all__ = ["Provider", "ProviderSpec", "WeightsInfo", "available_providers", "file_sha256", "get_provider",
+           "parse_provider_spec", "provider_table", "register_provider"]
 
 
+# ---------------------------------------------------------------------------------- hashing
+_SHA_MEMO: dict = {}
+_SHA_LOCK = threading.Lock()
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file's content (memoised on path, size and modification time)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _SHA_LOCK:
+        if key in _SHA_MEMO:
+            return _SHA_MEMO[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    with _SHA_LOCK:
+        _SHA_MEMO[key] = h.hexdigest()
+    return _SHA_MEMO[key]
+
+
+def _source_digest(modules: tuple[str, ...], fn: Callable) -> str:
+    """sha256 of the source files the provider's output depends on (its code version)."""
+    h = hashlib.sha256()
+    files = []
+    for mod in modules:
+        try:
+            files.append(inspect.getsourcefile(importlib.import_module(mod)))
+        except (ImportError, TypeError):
+            files.append(None)
+    if not modules:
+        try:
+            files.append(inspect.getsourcefile(fn))
+        except TypeError:  # a builtin or C function: its qualified name stands for its code
+            files.append(None)
+    for f in files:
+        if f and Path(f).is_file():
+            h.update(file_sha256(f).encode())
+        else:
+            h.update(f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}".encode())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------- registry entries
 @dataclass(frozen=True)
-class Provider:
-    """A registered superpixel method.
+class WeightsInfo:
+    """Provenance of a provider's pretrained weights (as timm records pretrained configs).
 
     Attributes
     ----------
-    name : str
-        Registry name (``"slic"``, ``"sin"``, ...).
-    fn : callable
-        ``fn(image_float_rgb, n_segments, **params) -> (H, W) integer labels``.
-    connected : bool
-        Every returned region is guaranteed 4-connected (natively or by the provider's own
-        post-processing, see ``connectivity``).
-    connectivity : str
-        How connectivity comes about: ``"by construction"``, ``"post-processing"`` or ``"none"``.
-    extra : bool
-        Not one of the methods of the SIN paper (shown separately in tables).
-    description : str
-        One line for ``python -m sin providers`` and the README.
-    defaults : dict
-        Default keyword parameters (documented, overridable per call).
+    param : str
+        The provider's keyword that takes the weights file (``None`` there means :attr:`default`).
+    default : callable
+        ``default() -> Path``: the file used when the parameter is ``None``.
+    source : str
+        Where the weights come from (paper / repository / training command).
+    licence : str
+        Their licence.
     """
+
+    param: str = "weights"
+    default: Callable[[], Path] | None = None
+    source: str = ""
+    licence: str = ""
+
+    def file(self, value) -> Path | None:
+        """The weights file for parameter value ``value`` (``None``: the default file)."""
+        if value is None:
+            return Path(self.default()) if self.default is not None else None
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        return None
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A registered superpixel method (see :func:`register_provider` for the fields)."""
 
     name: str
     fn: Callable
@@ -51,10 +129,147 @@ class Provider:
     connectivity: str = "by construction"
     extra: bool = False
     description: str = ""
-    defaults: dict = field(default_factory=dict)
+    version: str = "1"
+    weights: WeightsInfo | None = None
+    code: tuple[str, ...] = ()
+    builtin: bool = False
+    defaults: dict = field(default_factory=dict, compare=False)
+    accepts_any: bool = field(default=False, compare=False)
 
+    def __post_init__(self):
+        defaults, accepts_any = _signature_defaults(self.fn, self.name)
+        object.__setattr__(self, "defaults", defaults)
+        object.__setattr__(self, "accepts_any", accepts_any)
+
+
+def _signature_defaults(fn: Callable, name: str) -> tuple[dict, bool]:
+    """Keyword defaults of ``fn(image, n_segments, **params)``, read from its signature."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return {}, True
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2 and not any(p.kind == p.VAR_POSITIONAL for p in params):
+        raise ValueError(f"provider {name!r}: {getattr(fn, '__qualname__', fn)}{sig} must take "
+                         "(image, n_segments, **params)")
+    defaults = {p.name: p.default for p in params[2:]
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty}
+    required = [p.name for p in params[2:]
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty]
+    if required:
+        raise ValueError(f"provider {name!r}: parameters {required} need defaults (a provider is called "
+                         "as fn(image, n_segments))")
+    return defaults, any(p.kind == p.VAR_KEYWORD for p in params)
+
+
+# ---------------------------------------------------------------------------------- provider objects
+class Provider:
+    """A superpixel method with its parameters: callable, comparable and fingerprinted.
+
+    Make one with :func:`get_provider`. ``provider(image, n_segments)`` returns ``(H, W)`` int32
+    labels ``0..K-1``; :attr:`params` is the full parameter dict (defaults included);
+    :attr:`fingerprint` a hex digest that changes whenever the output could change.
+    """
+
+    __slots__ = ("spec", "params", "_fingerprint")
+
+    def __init__(self, spec: ProviderSpec, params: dict | None = None):
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(spec.defaults))
+        if unknown and not spec.accepts_any:
+            allowed = ", ".join(spec.defaults) or "none"
+            raise ValueError(f"provider {spec.name!r} has no parameter(s) {', '.join(unknown)} "
+                             f"(its parameters: {allowed})")
+        self.spec = spec
+        self.params = {**spec.defaults, **params}
+        self._fingerprint = None
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def connected(self) -> bool:
+        return self.spec.connected
+
+    @property
+    def connectivity(self) -> str:
+        return self.spec.connectivity
+
+    @property
+    def extra(self) -> bool:
+        return self.spec.extra
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    @property
+    def defaults(self) -> dict:
+        return dict(self.spec.defaults)
+
+    def with_params(self, **params) -> Provider:
+        """The same method with some parameters changed."""
+        return Provider(self.spec, {**self.params, **params})
+
+    @property
+    def weights_file(self) -> Path | None:
+        """The weights file this provider loads (``None`` for methods without weights)."""
+        w = self.spec.weights
+        return None if w is None else w.file(self.params.get(w.param))
+
+    def weights_sha256(self) -> str | None:
+        """sha256 of :attr:`weights_file`; ``"absent"`` when it does not exist (e.g. untrained)."""
+        w = self.spec.weights
+        if w is None:
+            return None
+        value = self.params.get(w.param)
+        path = self.weights_file
+        if path is None or not path.is_file():
+            return f"absent:{value}" if value is not None else "absent"
+        return file_sha256(path)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hex digest (16 chars) of name, parameters, code version and weights content."""
+        if self._fingerprint is None:
+            w = self.spec.weights
+            params = {k: v for k, v in self.params.items() if w is None or k != w.param}
+            blob = json.dumps({"name": self.name, "params": params, "version": self.spec.version,
+                               "code": _source_digest(self.spec.code, self.spec.fn),
+                               "weights": self.weights_sha256()}, sort_keys=True, default=repr)
+            self._fingerprint = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return self._fingerprint
+
+    @property
+    def tag(self) -> str:
+        """Short, path-safe id: ``<name>-<fingerprint[:12]>`` (cache folder names, result files)."""
+        return f"{self.name}-{self.fingerprint[:12]}"
+
+    def spec_string(self) -> str:
+        """``name[:key=value,...]`` with the non-default parameters (the CLI syntax)."""
+        changed = {k: v for k, v in self.params.items()
+                   if k not in self.spec.defaults or self.spec.defaults[k] != v}
+        return self.name + (":" + ",".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+                                           for k, v in changed.items()) if changed else "")
+
+    def __repr__(self) -> str:
+        return f"Provider({self.spec_string()!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Provider) and self.spec == other.spec and self.params == other.params
+
+    def __hash__(self) -> int:
+        return hash((self.name, json.dumps(self.params, sort_keys=True, default=repr)))
+
+    def __reduce__(self):  # picklable (worker processes) when the function is importable
+        return (Provider, (self.spec, self.params))
+
+    # ----------------------------------------------------------------- calling
     def __call__(self, image, n_segments: int = 600, *, channel_axis: int | None = -1,
-                 check: bool = False, **params) -> np.ndarray:
+                 check: bool | None = None, **params) -> np.ndarray:
         """Superpixels of ``image``: ``(H, W)`` int32 labels ``0..K-1``.
 
         Parameters
@@ -65,59 +280,193 @@ class Provider:
             Requested number of superpixels (methods differ in how closely they meet it).
         channel_axis : int or None
             Axis of the colour channels (``None``: grayscale).
-        check : bool
-            Verify the output contract (contiguous int32; 4-connected if declared).
+        check : bool or None
+            Verify that every region is 4-connected when the provider declares it. ``None``
+            (default): for providers from outside this package only (the built-in ones are
+            tested for it).
         **params
-            Method parameters, overriding :attr:`defaults`.
+            Parameters for this call only (same as ``provider.with_params(**params)(image, ...)``).
+
+        Raises
+        ------
+        ValueError
+            Bad image or ``n_segments``; or the provider broke the label contract (wrong shape
+            or dtype, negative labels, disconnected regions it declared connected): the message
+            names the provider.
         """
+        if params:
+            return self.with_params(**params)(image, n_segments, channel_axis=channel_axis, check=check)
         img = as_float_rgb(image, channel_axis=channel_axis)
         k = check_n_segments(n_segments)
-        kwargs = {**self.defaults, **params}
-        labels = np.asarray(self.fn(img, k, **kwargs))
-        if labels.shape != img.shape[:2]:
-            raise RuntimeError(f"provider {self.name!r} returned shape {labels.shape} for image {img.shape[:2]}")
+        labels = self.spec.fn(img, k, **self.params)
+        labels = _checked_labels(labels, img.shape[:2], self.name)
         labels = relabel_sequential(labels)
-        if check:
-            check_superpixels(labels, img.shape[:2], connected=self.connected)
+        if check if check is not None else not self.spec.builtin:
+            try:
+                check_superpixels(labels, img.shape[:2], connected=self.connected)
+            except ValueError as exc:
+                raise ValueError(f"provider {self.name!r} broke the label contract: {exc}") from None
         return labels
 
 
-_REGISTRY: dict[str, Provider] = {}
+def _checked_labels(labels, shape, name: str) -> np.ndarray:
+    if hasattr(labels, "detach"):  # a torch tensor
+        labels = labels.detach().cpu().numpy()
+    try:
+        labels = np.asarray(labels)
+    except Exception as exc:
+        raise ValueError(f"provider {name!r} returned {type(labels).__name__}, not a label array ({exc})") from None
+    if labels.shape != tuple(shape):
+        raise ValueError(f"provider {name!r} returned labels of shape {labels.shape} for an image of "
+                         f"{tuple(shape)} (the contract: one (H, W) integer label per pixel)")
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"provider {name!r} returned {labels.dtype} labels; the contract is an integer "
+                         "(H, W) label map")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"provider {name!r} returned negative labels (min {labels.min()})")
+    return labels
+
+
+# ---------------------------------------------------------------------------------- the registry
+_REGISTRY: dict[str, ProviderSpec] = {}
 
 
 def register_provider(name: str, fn: Callable | None = None, *, connected: bool,
-                      connectivity: str = "by construction", extra: bool = False,
-                      description: str = "", defaults: dict | None = None, overwrite: bool = False):
+                      connectivity: str | None = None, extra: bool = False, description: str = "",
+                      version: str = "1", weights: WeightsInfo | None = None, code: tuple[str, ...] = (),
+                      overwrite: bool = False):
     """Register a superpixel method under ``name`` (usable as a decorator).
+
+    Parameters
+    ----------
+    name : str
+        Registry name (an identifier).
+    fn : callable
+        ``fn(image, n_segments, **params) -> (H, W) integer labels``; every parameter after
+        ``n_segments`` needs a default (the defaults are read from here, once).
+    connected : bool
+        Every returned region is 4-connected (checked for providers from outside this package).
+    connectivity : str, optional
+        How: ``"by construction"``, ``"post-processing"`` or ``"none"`` (default from ``connected``).
+    extra : bool, optional
+        Not one of the SIN paper's methods (shown separately in tables).
+    description : str, optional
+        One line for ``python -m sin providers``.
+    version : str, optional
+        Bump when the output changes for a reason outside the provider's own source file.
+    weights : WeightsInfo, optional
+        Provenance of the provider's weights file (its sha256 enters the fingerprint).
+    code : tuple of str, optional
+        Modules whose source the output depends on (default: the module defining ``fn``).
+    overwrite : bool, optional
+        Replace an existing registration.
 
     Examples
     --------
-    >>> @register_provider("quadrants", connected=True, extra=True)
+    >>> @register_provider("quadrants", connected=True)
     ... def quadrants(image, n_segments):
     ...     h, w = image.shape[:2]
     ...     return (np.arange(h)[:, None] >= h // 2) * 2 + (np.arange(w)[None] >= w // 2)
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"provider name must be an identifier-like string, got {name!r}")
+    connectivity = connectivity or ("by construction" if connected else "none")
     if connectivity not in ("by construction", "post-processing", "none"):
         raise ValueError(f"connectivity must be 'by construction', 'post-processing' or 'none', got {connectivity!r}")
 
     def _register(f: Callable) -> Callable:
-        if name in _REGISTRY and not overwrite:
+        if not callable(f):
+            raise ValueError(f"provider {name!r}: {f!r} is not callable")
+        if name in _REGISTRY and not overwrite and _REGISTRY[name].fn is not f:
             raise ValueError(f"provider {name!r} is already registered (pass overwrite=True)")
-        _REGISTRY[name] = Provider(name=name, fn=f, connected=connected, connectivity=connectivity,
-                                   extra=extra, description=description, defaults=dict(defaults or {}))
+        builtin = (getattr(f, "__module__", "") or "").startswith("sin.")
+        _REGISTRY[name] = ProviderSpec(name=name, fn=f, connected=connected, connectivity=connectivity,
+                                       extra=extra, description=description, version=str(version),
+                                       weights=weights, code=tuple(code), builtin=builtin)
         return f
 
     return _register(fn) if fn is not None else _register
 
 
-def get_provider(name: str) -> Provider:
-    """The provider registered as ``name``; ``ValueError`` listing the choices otherwise."""
+def _spec_of_function(fn: Callable) -> ProviderSpec:
+    for spec in _REGISTRY.values():  # a registered function keeps its declared metadata
+        if spec.fn is fn:
+            return spec
+    name = getattr(fn, "__name__", type(fn).__name__)
+    name = name if name.isidentifier() else "user"
+    return ProviderSpec(name=name, fn=fn, connected=False, connectivity="none", extra=True,
+                        description=f"user function {getattr(fn, '__module__', '?')}.{name}")
+
+
+def _parse_value(text: str):
     try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown superpixel provider {name!r}; available: {', '.join(available_providers())}") from None
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word: a string (e.g. a path or a device name)
+
+
+def _parse_params(text: str, where: str) -> dict:
+    params = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier():
+            raise ValueError(f"bad provider parameter {item!r} in {where!r}: expected key=value")
+        params[key.strip()] = _parse_value(value.strip())
+    return params
+
+
+def parse_provider_spec(text: str) -> tuple[ProviderSpec, dict]:
+    """Parse the CLI syntax ``NAME[:key=value,...]`` or ``package.module:function[:key=value,...]``."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"empty provider specification {text!r}")
+    head, _, rest = text.strip().partition(":")
+    if "." in head:  # an import path
+        attr, _, rest = rest.partition(":")
+        if not attr:
+            raise ValueError(f"provider {text!r}: an import path needs ':function' (package.module:function)")
+        try:
+            module = importlib.import_module(head)
+        except ImportError as exc:
+            raise ValueError(f"provider {text!r}: cannot import {head!r} ({exc})") from None
+        obj = module
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise ValueError(f"provider {text!r}: module {head!r} has no attribute {attr!r}")
+            obj = getattr(obj, part)
+        if isinstance(obj, Provider):
+            return obj.spec, {**obj.params, **_parse_params(rest, text)}
+        if isinstance(obj, ProviderSpec):
+            return obj, _parse_params(rest, text)
+        if not callable(obj):
+            raise ValueError(f"provider {text!r}: {head}.{attr} is not callable")
+        return _spec_of_function(obj), _parse_params(rest, text)
+    if head not in _REGISTRY:
+        raise ValueError(f"unknown superpixel provider {head!r}; available: {', '.join(available_providers())} "
+                         "(or a package.module:function)")
+    return _REGISTRY[head], _parse_params(rest, text)
+
+
+def get_provider(provider, **params) -> Provider:
+    """A :class:`Provider` from a name, ``"name:key=value,..."``, ``"pkg.mod:function"``, a
+    function ``f(image, n_segments, **params)`` or a :class:`Provider`; ``params`` override.
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the message lists the registered ones), a parameter the method does not
+        take, or an unusable function.
+    """
+    if isinstance(provider, Provider):
+        return provider.with_params(**params) if params else provider
+    if isinstance(provider, ProviderSpec):
+        return Provider(provider, params)
+    if isinstance(provider, str):
+        spec, parsed = parse_provider_spec(provider)
+        return Provider(spec, {**parsed, **params})
+    if callable(provider):
+        return Provider(_spec_of_function(provider), params)
+    raise ValueError(f"a superpixel provider is a name, 'package.module:function', a callable or a Provider; "
+                     f"got {type(provider).__name__}")
 
 
 def available_providers(include_extras: bool = True) -> list[str]:
@@ -127,10 +476,18 @@ def available_providers(include_extras: bool = True) -> list[str]:
 
 
 def provider_table() -> str:
-    """Markdown table of the registered providers."""
-    rows = ["| provider | 4-connected | how | extra | description |", "|---|---|---|---|---|"]
+    """Markdown table of the registered providers, with weights provenance."""
+    rows = ["| provider | 4-connected | how | extra | weights (sha256) | source, licence | description |",
+            "|---|---|---|---|---|---|---|"]
     for name in available_providers():
-        p = _REGISTRY[name]
-        rows.append(f"| `{p.name}` | {'yes' if p.connected else 'no'} | {p.connectivity} | "
-                    f"{'yes' if p.extra else ''} | {p.description} |")
+        spec = _REGISTRY[name]
+        weights = provenance = ""
+        if spec.weights is not None:
+            prov = Provider(spec)
+            path = prov.weights_file
+            sha = prov.weights_sha256()
+            weights = f"`{path.name if path else '?'}` ({sha[:12] if sha and not sha.startswith('absent') else 'absent'})"
+            provenance = ", ".join(filter(None, [spec.weights.source, spec.weights.licence]))
+        rows.append(f"| `{spec.name}` | {'yes' if spec.connected else 'no'} | {spec.connectivity} | "
+                    f"{'yes' if spec.extra else ''} | {weights} | {provenance} | {spec.description} |")
     return "\n".join(rows)

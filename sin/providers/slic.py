@@ -16,9 +16,7 @@ from .registry import register_provider
 
 
 @register_provider("slic", connected=True, connectivity="post-processing",
-                   description="SLIC (Achanta et al. 2012), scikit-image, connectivity enforced, count calibrated",
-                   defaults={"compactness": 10.0, "max_num_iter": 10, "sigma": 0.0,
-                             "calibrate": True, "tolerance": 0.1, "max_rounds": 4})
+                   description="SLIC (Achanta et al. 2012), scikit-image, connectivity enforced, count calibrated")
 def slic_superpixels(image: np.ndarray, n_segments: int, *, compactness=10.0, max_num_iter=10,
                      sigma=0.0, calibrate=True, tolerance=0.1, max_rounds=4) -> np.ndarray:
     """SLIC in CIELAB with ``enforce_connectivity=True`` and a count close to ``n_segments``."""

@@ -300,8 +300,7 @@ def _snic_labels(img: np.ndarray, n_segments: int, compactness: float):
 
 @register_provider(
     "snic", connected=True, connectivity="by construction",
-    description="SNIC (Achanta & Suesstrunk 2017), numba port of the authors' snic_mex, CIELAB, m=20",
-    defaults={"compactness": 20.0})
+    description="SNIC (Achanta & Suesstrunk 2017), numba port of the authors' snic_mex, CIELAB, m=20")
 def snic_superpixels(image: np.ndarray, n_segments: int, *, compactness: float = 20.0) -> np.ndarray:
     """Provider entry point: ``image`` is a validated ``(H, W, 3)`` float32 RGB image in [0, 1].
 

@@ -57,7 +57,7 @@ from torch import nn
 from ..checkpoint import load_torch_file
 from ..connectivity import enforce_connectivity
 from ..geometry import grid_shape
-from .registry import register_provider
+from .registry import WeightsInfo, register_provider
 
 __all__ = [
     "SSNFeatureNet",
@@ -75,7 +75,6 @@ COLOR_SCALE = 0.26
 #: Position scale: coordinates are multiplied by ``POS_SCALE * max(s / H, s / W)``, ``s = int(sqrt(K))``.
 POS_SCALE = 2.5
 _WEIGHTS_ENV = "SIN_SSN_WEIGHTS"
-_DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / ".." / "shared" / "weights" / "ssn_deep_bsds500.pth"
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -123,8 +122,9 @@ class SSNFeatureNet(nn.Module):
 
 def default_ssn_weights() -> Path:
     """``$SIN_SSN_WEIGHTS`` if set, else ``<repo>/../shared/weights/ssn_deep_bsds500.pth``."""
-    env = os.environ.get(_WEIGHTS_ENV)
-    return Path(env) if env else _DEFAULT_WEIGHTS.resolve()
+    from ..paths import resolve, weights_root
+
+    return resolve(None, _WEIGHTS_ENV, weights_root() / "ssn_deep_bsds500.pth")
 
 
 _CACHE: dict = {}
@@ -293,7 +293,10 @@ def ssn_iterations(features: torch.Tensor, grid: tuple[int, int], n_iter: int = 
 
 @register_provider("ssn", connected=True, connectivity="post-processing", extra=True,
                    description="SSN deep superpixels (Jampani et al. 2018), BSDS500 weights, connectivity enforced",
-                   defaults={"weights": None, "n_iter": 10, "color_scale": COLOR_SCALE, "pos_scale": POS_SCALE})
+                   weights=WeightsInfo(param="weights", default=lambda: default_ssn_weights(),
+                                       source="vvarga90/ssn-pytorch-optflow, deep SSN trained on BSDS500",
+                                       licence="MIT"),
+                   code=("sin.providers.ssn", "sin.connectivity"))
 def ssn_superpixels(image: np.ndarray, n_segments: int, *, weights=None, n_iter: int = 10,
                     color_scale: float = COLOR_SCALE, pos_scale: float = POS_SCALE) -> np.ndarray:
     """SSN superpixels of a float RGB image in [0, 1] (``(H, W)`` labels, 4-connected).
