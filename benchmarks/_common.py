@@ -1,11 +1,13 @@
-"""Shared helpers of the superpixel benchmark scripts (quality, runtime).
+"""Shared helpers of the benchmark scripts.
 
-Method resolution against the provider registry, SIN weights provenance, machine state,
+Provider resolution for the shared CLI vocabulary (``--providers NAME[:k=v,...]``), provider
+provenance for result files, machine state,
 atomic text/CSV writers, a small markdown-table formatter and the Fig. 4/5 plot style.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import gzip
 import hashlib
@@ -43,64 +45,78 @@ PLOT_STYLE = {
 }
 
 
-def resolve_methods(requested, *, skip_unavailable: bool = False) -> list[str]:
-    """Keep the requested providers that are registered.
+def resolve_providers(specs, *, skip_unavailable: bool = False) -> list:
+    """:class:`sin.providers.Provider` objects for the CLI's ``--providers`` values.
 
-    Raises ``SystemExit`` naming the missing ones and listing the available providers, unless
-    ``skip_unavailable`` (then they are dropped with a message on stderr).
+    Each value is anything :func:`sin.providers.get_provider` accepts (``slic``,
+    ``slic:compactness=20``, ``sin:weights=PATH``, ``package.module:function``). A value that
+    cannot be resolved raises ``SystemExit`` with one line naming it (and the registered
+    providers), unless ``skip_unavailable`` (then it is dropped with a note on stderr).
+    Duplicates (same method and parameters) are kept once, in order.
     """
-    from sin.providers import available_providers
+    from sin.providers import get_provider
 
-    available = available_providers()
-    missing = [m for m in requested if m not in available]
-    if missing and not skip_unavailable:
-        raise SystemExit(f"error: method(s) not registered: {', '.join(missing)}. "
-                         f"Available providers: {', '.join(available)} "
-                         "(or pass --skip-unavailable to run the others)")
-    if missing:
-        print(f"skipping unregistered method(s): {', '.join(missing)} (available: {', '.join(available)})",
-              file=sys.stderr)
-    methods = [m for m in requested if m in available]
-    if not methods:
-        raise SystemExit("error: no method left to run")
-    return list(dict.fromkeys(methods))
-
-
-def file_sha256(path, n: int = 12) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:n]
+    providers, problems = [], []
+    for spec in specs:
+        try:
+            providers.append(get_provider(spec))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems and not skip_unavailable:
+        raise SystemExit("error: " + "; ".join(problems) + " (or pass --skip-unavailable to run the others)")
+    for p in problems:
+        print(f"skipping: {p}", file=sys.stderr)
+    providers = list(dict.fromkeys(providers))
+    if not providers:
+        raise SystemExit("error: no provider left to run")
+    return providers
 
 
-def sin_weights_info(weights=None) -> dict:
-    """Which SIN weights a run uses: ``{"file", "sha256", "trained", "tag", "note"}``.
+def provider_info(provider) -> dict:
+    """What a result file records about a provider: spec, fingerprint tag, weights file and sha256.
 
-    ``weights=None`` means the shipped file :data:`sin.checkpoint.DEFAULT_WEIGHTS` (an
-    untrained, seeded network when it is absent); ``"untrained"`` the seeded network.
+    ``trained`` is False for SIN without weights (a seeded random network), None for methods
+    without weights.
     """
-    import warnings
+    path = provider.weights_file
+    sha = provider.weights_sha256()
+    shown = None
+    if path is not None:
+        try:
+            shown = str(path.resolve().relative_to(REPO))
+        except ValueError:
+            shown = str(path)
+    trained = None
+    if provider.spec.weights is not None:
+        trained = bool(sha) and not sha.startswith("absent")
+    note = provider.spec_string()
+    if path is not None:
+        note += f" (weights {shown}, sha256 {sha[:12] if trained else 'none: UNTRAINED'})"
+    return {"spec": provider.spec_string(), "tag": provider.tag, "fingerprint": provider.fingerprint,
+            "weights": shown, "sha256": sha if trained else None, "trained": trained, "note": note}
 
-    from sin.checkpoint import DEFAULT_WEIGHTS, UntrainedWarning, load_model
 
-    if weights is None and not DEFAULT_WEIGHTS.exists():
-        weights = "untrained"
-    if isinstance(weights, str) and weights == "untrained":
-        return {"file": None, "sha256": None, "trained": False, "tag": "untrained",
-                "note": "UNTRAINED SIN (seeded random initialisation; no trained weights were available)"}
-    path = Path(DEFAULT_WEIGHTS if weights is None else weights)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UntrainedWarning)
-        model = load_model(path)
-    sha = file_sha256(path)
-    trained = bool(getattr(model, "trained", True))
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (one-line error otherwise)."""
     try:
-        shown = path.resolve().relative_to(REPO)
+        value = int(text)
     except ValueError:
-        shown = path
-    return {"file": str(shown), "sha256": sha, "trained": trained, "tag": sha,
-            "note": f"SIN weights {shown} (sha256 {sha}, {'trained' if trained else 'UNTRAINED'})"}
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_provider_args(parser, *, default=("slic", "snic", "ers", "sin"), several: bool = True) -> None:
+    """``--providers NAME[:key=value,...] ...`` (or ``--provider`` when ``several`` is False)."""
+    what = ("superpixel providers: registered names (python -m sin providers), optionally with parameters "
+            "NAME:key=value,... (e.g. slic:compactness=20, sin:weights=PATH), or package.module:function")
+    if several:
+        parser.add_argument("--providers", nargs="+", default=list(default), metavar="NAME[:k=v,...]", help=what)
+        parser.add_argument("--skip-unavailable", action="store_true",
+                            help="drop providers that cannot be resolved instead of failing")
+    else:
+        parser.add_argument("--provider", default=default, metavar="NAME[:k=v,...]", help=what)
 
 
 def machine_info() -> dict:
