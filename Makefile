@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - create .venv, install, run SIN on the bundled sample image (overlay PNG in out/)
 #   make test   - same set-up, then the test suite
+#   make lint   - ruff (rules in pyproject.toml); .ci/run runs lint, then test
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -21,6 +22,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip uninstall -q -y opencv-python-headless opencv-python || true
 	$(BIN)/python -m pip install -q --force-reinstall --no-deps opencv-contrib-python-headless
 	$(BIN)/python -c "import cv2, torch; assert hasattr(cv2, 'ximgproc'); print('installed: torch', torch.__version__, 'opencv', cv2.__version__)"
+	# optional extra `fastslic` (the fastslic provider): fast-slic 0.4 builds only without build
+	# isolation, after cython and numpy; a failed build leaves the provider out, nothing else
+	$(BIN)/python -m pip install -q cython numpy && \
+	  $(BIN)/python -m pip install -q --no-build-isolation "fast-slic>=0.4" || \
+	  echo "NOTE: fast-slic did not build; the optional 'fastslic' provider is unavailable (everything else works)"
+	$(BIN)/python -c "import fast_slic; from fast_slic.avx2 import SlicAvx2; print('installed: fast-slic (AVX2)')" \
+	  2>/dev/null || echo "NOTE: fast_slic.avx2 does not import; the 'fastslic' provider is unavailable"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,8 +43,10 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -n 2 -m "slow or not slow"
 
+# ruff rules: [tool.ruff.lint] in pyproject.toml
 lint: install
-	$(BIN)/python -m pip install -q ruff && $(BIN)/ruff check sin downstream benchmarks tests
+	$(BIN)/python -m pip install -q "ruff>=0.5"
+	$(BIN)/ruff check sin downstream benchmarks tests
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

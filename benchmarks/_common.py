@@ -1,18 +1,15 @@
 """Shared helpers of the benchmark scripts.
 
 Provider resolution for the shared CLI vocabulary (``--providers NAME[:k=v,...]``), provider
-provenance for result files, machine state,
+provenance for result files, machine state, a paired bootstrap interval,
 atomic text/CSV writers, a small markdown-table formatter and the Fig. 4/5 plot style.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import gzip
-import hashlib
 import io
-import json
 import os
 import platform
 import sys
@@ -21,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sin.argtypes import positive_int  # noqa: F401  (re-exported for the benchmark CLIs)
 from sin.io import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,17 +92,6 @@ def provider_info(provider) -> dict:
         note += f" (weights {shown}, sha256 {sha[:12] if trained else 'none: UNTRAINED'})"
     return {"spec": provider.spec_string(), "tag": provider.tag, "fingerprint": provider.fingerprint,
             "weights": shown, "sha256": sha if trained else None, "trained": trained, "note": note}
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (one-line error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_provider_args(parser, *, default=("slic", "snic", "ers", "sin"), several: bool = True) -> None:
@@ -189,21 +176,70 @@ def markdown_table(df: pd.DataFrame, formats: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def params_tag(method: str, params: dict | None, extra: str | None = None) -> str:
-    """Cache-folder name of a method setting: the name, plus a short hash of non-default
-    parameters and of ``extra`` (e.g. the SIN weights digest), so a change never reuses
-    stale label maps."""
-    parts = [method]
-    if extra:
-        parts.append(extra)
-    if params:
-        blob = json.dumps(params, sort_keys=True, default=str)
-        parts.append(hashlib.sha1(blob.encode()).hexdigest()[:8])
-    return "@".join(parts)
-
-
 def command_line() -> str:
     """The command that produced a result, for the result files."""
     prog = Path(sys.argv[0])
     head = f"python -m benchmarks.{prog.stem}" if prog.parent.name == "benchmarks" else prog.name
     return " ".join([head, *sys.argv[1:]])
+
+
+def paired_bootstrap(diff_per_unit, n_boot: int = 10000, seed: int = 0, *, weights=None,
+                     level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of paired differences and its percentile bootstrap confidence interval.
+
+    The units (e.g. images) are resampled with replacement ``n_boot`` times; the interval is
+    the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled means.
+
+    Parameters
+    ----------
+    diff_per_unit : array_like, shape (n,)
+        One difference per unit (method A minus method B on the same unit).
+    n_boot : int
+        Number of bootstrap resamples.
+    seed : int
+        Seed of the resampling (the same seed gives the same interval).
+    weights : array_like, shape (n,), optional
+        Non-negative weight per unit: the statistic is then the weighted mean
+        ``sum(w d) / sum(w)`` of every resample (e.g. the number of ground truths of an image,
+        so that the estimate is the difference of two means over (image, GT) pairs while whole
+        images are resampled).
+    level : float
+        Coverage of the interval, in (0, 1).
+
+    Returns
+    -------
+    mean, lo, hi : float
+        The (weighted) mean difference and the interval bounds.
+
+    Raises
+    ------
+    ValueError
+        Empty or non-finite differences, bad weights, ``n_boot < 1`` or ``level`` outside (0, 1).
+    """
+    d = np.asarray(diff_per_unit, dtype=float)
+    if d.ndim != 1 or d.size == 0:
+        raise ValueError(f"diff_per_unit must be a non-empty 1-D array, got shape {d.shape}")
+    if not np.isfinite(d).all():
+        raise ValueError("diff_per_unit has NaN or infinite values")
+    if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    w = np.ones_like(d) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != d.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("weights must be finite, non-negative, of the same length as the differences "
+                         "and not all zero")
+    mean = float((w * d).sum() / w.sum())
+    rng = np.random.default_rng(seed)
+    n = d.size
+    stats = np.empty(int(n_boot))
+    chunk = max(1, 2_000_000 // n)  # bounded memory for many units
+    for start in range(0, int(n_boot), chunk):
+        idx = rng.integers(0, n, size=(min(chunk, int(n_boot) - start), n))
+        ws = w[idx]
+        with np.errstate(invalid="ignore", divide="ignore"):  # a resample of zero-weight units only
+            stats[start:start + len(idx)] = (ws * d[idx]).sum(axis=1) / ws.sum(axis=1)
+    stats = stats[np.isfinite(stats)]
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
+    return mean, float(lo), float(hi)

@@ -35,24 +35,25 @@ import torch
 from PIL import Image
 
 from downstream.bilateral_inception.deeplab_mobilenetv2 import VOC_CLASSES, build_deeplabv3_mnv2
+from sin.checkpoint import load_torch_file
 from sin.io import atomic_write, read_image
+from sin.paths import data_root, resolve, weights_root
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 EXPORT_SIZE = 257
 FEATURE_TENSOR = "concat_projection/Relu"
 
 
 def default_weights() -> Path:
-    return Path(os.environ.get("SIN_DEEPLAB_WEIGHTS", SHARED / "weights" / "deeplabv3_mnv2_dm05_tflite_weights.pt"))
+    return resolve(None, "SIN_DEEPLAB_WEIGHTS", weights_root() / "deeplabv3_mnv2_dm05_tflite_weights.pt")
 
 
 def default_tflite() -> Path:
-    return Path(os.environ.get("SIN_DEEPLAB_TFLITE", SHARED / "weights" / "deeplabv3_257_mv_gpu.tflite"))
+    return resolve(None, "SIN_DEEPLAB_TFLITE", weights_root() / "deeplabv3_257_mv_gpu.tflite")
 
 
 def default_data_root() -> Path:
-    return Path(os.environ.get("SIN_DATA_ROOT", SHARED / "data"))
+    return data_root()
 
 
 def select_images(data_root, n_saliency: int = 5, n_msrc: int = 10, n_bsds: int = 5) -> list[tuple[str, Path]]:
@@ -154,7 +155,7 @@ def compare_with_tflite(model, reference: TfliteDeepLab, x01: np.ndarray) -> Com
 
 def weights_match(weights_path, reference: TfliteDeepLab) -> tuple[int, int]:
     """``(n_equal, n_total)``: how many ``.pt`` tensors equal the tflite constants bit for bit."""
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    state = load_torch_file(weights_path, "DeepLab weights")
     consts = reference.constants()
     n_eq = sum(1 for k, v in state.items() if k in consts and np.array_equal(v.numpy(), consts[k]))
     return n_eq, len(state)

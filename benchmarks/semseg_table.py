@@ -1,41 +1,47 @@
 """Table 1 of the SIN paper, layout and protocol, on a dataset we have: DeepLab vs. DeepLab + BI(superpixels).
 
-Rows: the trunk alone (coarse logits upsampled bilinearly: "DeepLab"), then the trunk with a
-Bilateral Inception head (BI6(2) -> fc7 -> BI7(6), :mod:`downstream.bilateral_inception`) trained
-on the superpixels of each provider, all at the same requested number of superpixels (paper:
-600). Each row: test mIoU and the gain over the baseline (plus val mIoU, which selected the
-epochs). The SIN paper's VOC 2012 *test* numbers stand in a separate, labelled column: they are a
-different dataset, trunk and training budget and are never mixed into our rows.
+Rows: the trunk alone (coarse logits upsampled bilinearly: "DeepLab"); the same trunk whose
+classifier got the BI heads' extra training budget without BI (the "equally trained baseline":
+what training a head some more gives by itself); then the trunk with a Bilateral Inception head
+(BI6(2) -> fc7 -> BI7(6), :mod:`downstream.bilateral_inception`) trained on the superpixels of
+each provider, all at the same requested number of superpixels (paper: 600), with the trivial
+``grid`` superpixels as a control row. The SIN paper's VOC 2012 *test* numbers stand in a
+separate, labelled column: a different dataset, trunk and training budget, never mixed into ours.
 
-Protocol (MSRC-21 by default; everything cached and resumable)::
+Protocol (MSRC-21 by default; every stage cached and resumable, through the one BI pipeline
+:class:`downstream.bilateral_inception.pipeline.BIPipeline` that the BI command line uses too)::
 
-    trunk   pretrained DeepLabV3-MobileNetV2 (VOC, TF model zoo port) with a new classifier for
-            the dataset's classes; backbone frozen, ASPP head + classifier fine-tuned on the
-            train split (flips), best epoch on val; input: shorter side --short-side (257)
-    BI      per provider: superpixels of every image (native resolution), cached; the head
-            starts from the trunk's classifier and trains on cached trunk features (trunk
-            frozen), best epoch on val; evaluated on test
+    seeds   every trained part is run once per --seeds value: the trunk's fine-tuning, the
+            equally trained baseline and every BI head (seed s on the trunk of seed s)
+    trunk   pretrained DeepLabV3-MobileNetV2 (VOC, TF model zoo port) with a new classifier;
+            backbone frozen, ASPP head + classifier fine-tuned on train (flips), best epoch on val
+    BI      per provider: superpixels of every image (native resolution, the toolkit's label
+            cache); the head starts from the trunk's classifier and trains on cached trunk
+            features (trunk frozen), best epoch on val; test evaluated once per seed
+    report  per row the seed mean and std of test mIoU (per-class IoU: seed mean), and paired
+            bootstrap 95 % intervals over test images of the mIoU difference against the
+            baseline, the equally trained baseline and BI(SIN) (images resampled, mIoU recomputed
+            from the summed per-image confusion matrices, seeds paired)
 
 Usage::
 
     python -m benchmarks.semseg_table --dataset msrc21 [--data-root DIR] \\
-        [--providers slic snic ers sin] [--n-segments 600] [--out results/semseg] \\
-        [--cache-dir cache/semseg] [--runs-dir runs/semseg] [--trunk-weights PT]
+        [--providers grid slic snic ers sin] [--n-segments 600] [--seeds 0 1 2] [--out results/semseg] \\
+        [--cache-dir DIR] [--runs-dir runs/semseg] [--trunk-weights PT]
 
-A provider that is not registered is skipped with a note; re-running with more providers reuses
-every cache (trunk, features, superpixels, trained heads) and only computes what is missing.
-Cache keys carry the weights' hashes (SIN's too), so new SIN weights give a fresh SIN column.
+Providers take parameters (``slic:compactness=20``, ``sin:weights=PATH``) or are your own
+``package.module:function``. Re-running with more providers or seeds reuses every cache (trunk,
+features, superpixels, trained heads; keys cover weights, provider fingerprints, configuration,
+images and code) and only computes what is missing.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
 import time
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,18 +49,23 @@ import numpy as np
 import pandas as pd
 
 from benchmarks._common import (
+    add_provider_args,
     command_line,
     machine_info,
     markdown_table,
-    sin_weights_info,
+    positive_int,
+    provider_info,
+    resolve_providers,
     write_csv,
     write_figure,
     write_text,
 )
 from downstream.bilateral_inception import datasets as D
-from downstream.bilateral_inception import train as T
-from downstream.bilateral_inception.metrics import voc_colormap
-from downstream.bilateral_inception.trunks import build_trunk
+from downstream.bilateral_inception.bi_training import BITrainConfig
+from downstream.bilateral_inception.metrics import paired_bootstrap_miou, voc_colormap
+from downstream.bilateral_inception.pipeline import BIPipeline, per_image_stack
+from downstream.bilateral_inception.trunk_training import TrunkTrainConfig
+from sin.argtypes import non_negative_int, positive_float
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
@@ -69,6 +80,9 @@ PROVIDER_LABEL = {"slic": "SLIC", "snic": "SNIC", "ers": "ERS", "sin": "SIN", "s
 DEFAULT_SPLITS = {"msrc21": ("train", "val", "test"), "folder": ("train", "val", "test"),
                   "voc": ("train_aug", "reducedval", "val")}
 
+#: rows the intervals are computed against (when present)
+REFERENCES = (("baseline", "baseline"), ("trained", "trained_baseline"), ("sin", "sin"))
+
 
 def default_trunk_weights() -> Path:
     return Path(os.environ.get("SIN_DEEPLAB_WEIGHTS", SHARED / "weights" / "deeplabv3_mnv2_dm05_tflite_weights.pt"))
@@ -79,163 +93,227 @@ def open_split(dataset: str, split: str, data_root=None, sbd_root=None, limit: i
     return D.open_dataset(dataset, split, data_root=data_root, sbd_root=sbd_root, limit=limit)
 
 
-def _fmt_pct(v):
-    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
+def _label(provider) -> str:
+    base = PROVIDER_LABEL.get(provider.name, provider.name)
+    spec = provider.spec_string()
+    return base if spec == provider.name else f"{base} ({spec[len(provider.name) + 1:]})" \
+        if spec.startswith(provider.name + ":") else spec
+
+
+def _key(provider) -> str:
+    return provider.name if provider.spec_string() == provider.name else provider.tag
+
+
+class _Timer:
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, t0: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
 
 
 def run(args) -> dict:
     """The whole table; returns the summary dict (also written as JSON next to the table)."""
-    from sin.providers import available_providers
-
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
+    timer = _Timer()
     tr_split, va_split, te_split = args.splits or DEFAULT_SPLITS[args.dataset]
     train_set = open_split(args.dataset, tr_split, args.data_root, args.sbd_root, args.limit)
     val_set = open_split(args.dataset, va_split, args.data_root, args.sbd_root, args.limit)
     test_set = open_split(args.dataset, te_split, args.data_root, args.sbd_root, args.limit)
+    sets = [train_set, val_set, test_set]
     name = args.dataset if args.dataset != "folder" else train_set.name
-    cache_root = Path(args.cache_dir) / name
     runs_root = Path(args.runs_dir) / name
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    providers = [] if args.trunk_only else resolve_providers(args.providers, skip_unavailable=args.skip_unavailable)
+    pipe = BIPipeline(args.cache_dir, short_side=args.short_side, progress=args.progress)
 
-    # ---------------------------------------------------------------- trunk
+    # ---------------------------------------------------------------- trunk (pretrained) and its backbone cache
     weights = None if args.trunk == "tiny" else args.trunk_weights
-    wtag = "random" if weights is None else T.file_fingerprint(weights)
-    trunk = build_trunk(args.trunk, weights, num_classes=21 if args.trunk != "tiny" else train_set.num_classes)
-    tcfg = T.TrunkTrainConfig(epochs=args.trunk_epochs, lr=args.trunk_lr, batch_size=args.trunk_batch_size,
-                              short_side=args.short_side, mode="head", flips=True, seed=args.seed)
-    ttag = f"{args.trunk}_{wtag}_s{args.short_side}"
-    bb_dir = cache_root / f"backbone_{ttag}"
-    trunk_dir = runs_root / f"trunk_{ttag}_{T.config_fingerprint(asdict(tcfg))}"
-    t0 = time.perf_counter()
-    T.cache_backbone(trunk, train_set, bb_dir, short_side=args.short_side, flips=True, progress=args.progress)
-    for ds in (val_set, test_set):
-        T.cache_backbone(trunk, ds, bb_dir, short_side=args.short_side, flips=False, progress=args.progress)
-    timings["backbone cache (all splits, train with flips)"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if args.trunk_epochs > 0 or trunk.num_classes != train_set.num_classes:
-        rec = T.train_trunk(trunk, train_set, val_set, trunk_dir, config=tcfg, backbone_cache_dir=bb_dir,
-                            progress=args.progress, meta={"weights": str(weights)})
-        trunk, _ = T.load_trunk_checkpoint(trunk_dir / "best.pt")
-        trunk_fp = T.file_fingerprint(trunk_dir / "best.pt")
-        trunk_record = rec
-    else:
-        trunk_fp, trunk_record = wtag, {}
-    timings["trunk fine-tuning (head + classifier)"] = time.perf_counter() - t0
-    bb = T.TensorCache(bb_dir)
-    feat_dir = cache_root / f"features_{args.trunk}_{trunk_fp}"
-    t0 = time.perf_counter()
-    for ds in (train_set, val_set, test_set):
-        fc = T.cache_features(trunk, ds, feat_dir, short_side=args.short_side, backbone_cache=bb,
-                              progress=args.progress)
-    timings["feature cache"] = time.perf_counter() - t0
+    if args.trunk == "tiny":  # a random trunk: seeded, so that every run builds the same one
+        import torch
 
-    rows, per_class, preds = [], {}, {}
+        torch.manual_seed(0)
+    base = pipe.pretrained_trunk(args.trunk, weights,
+                                 num_classes=21 if args.trunk != "tiny" else train_set.num_classes)
     t0 = time.perf_counter()
-    base_val = T.evaluate_baseline(trunk, val_set, feature_cache=fc, progress=False)
-    preds["baseline"] = {}
-    base_test = T.evaluate_baseline(trunk, test_set, feature_cache=fc, progress=args.progress,
-                                    predictions=preds["baseline"])
-    timings["baseline evaluation"] = time.perf_counter() - t0
-    rows.append({"key": "baseline", "method": f"DeepLab ({trunk.name}, bilinear upsampling)", "superpixels": "",
-                 "mean_count": np.nan, "val_miou": base_val.mean_iou(), "test_miou": base_test.mean_iou(),
-                 "gain": 0.0, "note": ""})
-    per_class["baseline"] = base_test.iou()
-    rows.append({"key": "crf", "method": "+ CRF", "superpixels": "", "mean_count": np.nan, "val_miou": np.nan,
-                 "test_miou": np.nan, "gain": np.nan, "note": "not run (the paper's reference row)"})
+    bb = pipe.backbone(base, [train_set], flips=True)
+    bb.caches += pipe.backbone(base, [val_set, test_set]).caches
+    timer.add("backbone cache (all splits, train with flips)", t0)
 
-    if args.trunk_only:
-        print(f"trunk stage done: baseline val mIoU {100 * base_val.mean_iou():.2f}, "
-              f"test mIoU {100 * base_test.mean_iou():.2f}; timings {json.dumps(timings)}")
-        return {"rows": rows, "timings": timings}
+    per_seed = {}  # key -> list over seeds of {"val", "test", "per_image", "best_epoch", ...}
+    preds: dict[str, dict] = {}
+    trunk_records, counts, notes = [], {}, {}
+    tcfg = bcfg = None
+    for si, seed in enumerate(args.seeds):
+        first = si == 0
+        tcfg = TrunkTrainConfig(epochs=args.trunk_epochs, lr=args.trunk_lr, batch_size=args.trunk_batch_size,
+                                short_side=pipe.short_side, mode="head", flips=True, seed=seed)
+        t0 = time.perf_counter()
+        if args.trunk_epochs > 0 or base.trunk.num_classes != train_set.num_classes:
+            trunk, rec, _ = pipe.fine_tune_trunk(base.copy(), train_set, val_set, config=tcfg, runs_dir=runs_root,
+                                                 meta={"seed": seed})
+            trunk_records.append(rec)
+        else:
+            trunk = base
+        timer.add("trunk fine-tuning (head + classifier)", t0)
+        t0 = time.perf_counter()
+        feats = pipe.features(trunk, sets, backbone=bb)
+        timer.add("feature cache", t0)
 
-    # ------------------------------------------------------------------ BI per provider
-    bcfg = T.BITrainConfig(epochs=args.bi_epochs, lr=args.bi_lr, batch_size=args.bi_batch_size, init=args.bi_init,
-                           dropout=args.bi_dropout, finetune=args.bi_finetune, trunk_lr=args.bi_trunk_lr,
-                           short_side=args.short_side, seed=args.seed)
-    # frozen trunk: BI reads cached features; head fine-tuned: cached backbone outputs
-    bi_cache = fc if bcfg.finetune == "none" else bb
-    registered = set(available_providers())
-    notes = {}
-    for prov in args.providers:
-        label = PROVIDER_LABEL.get(prov, prov)
-        row = {"key": prov, "method": f"+ BI({label})", "superpixels": f"{label}, k={args.n_segments}",
-               "mean_count": np.nan, "val_miou": np.nan, "test_miou": np.nan, "gain": np.nan, "note": ""}
-        if prov not in registered:
-            row["note"] = "skipped: provider not registered"
-            notes[prov] = row["note"]
-            rows.append(row)
+        t0 = time.perf_counter()
+        _evaluate_trunk(pipe, "baseline", trunk, feats, val_set, test_set, per_seed, preds if first else None)
+        timer.add("baseline evaluation", t0)
+        if args.trunk_only:
             continue
-        params = {}
-        if prov == "sin":
-            info = sin_weights_info(args.sin_weights)
-            params = {"weights": args.sin_weights}
-            row["note"] = info["note"]
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SIN's untrained-weights warning is in the table note instead
-            sps = {}
-            for ds in (train_set, val_set, test_set):
-                res = T.cache_superpixels(ds, prov, args.n_segments, cache_root / "superpixels", params=params,
-                                          progress=args.progress)
-                sps.update(res["labels"])
-        timings[f"superpixels {prov}"] = time.perf_counter() - t0
-        counts = [int(sps[i].max()) + 1 for i in test_set.ids]
-        row["mean_count"] = float(np.mean(counts))
-        ptag = f"{prov}_k{args.n_segments}_{T.provider_fingerprint(prov, params)}"
-        bi_dir = runs_root / f"bi_{ptag}_{trunk_fp}_{T.config_fingerprint(asdict(bcfg))}"
-        head = T.build_head(trunk, train_set.num_classes, bcfg)
-        t0 = time.perf_counter()
-        rec = T.train_bi(head, train_set, val_set, sps, bi_dir, config=bcfg, feature_cache=bi_cache,
-                         trunk=copy.deepcopy(trunk), progress=args.progress,
-                         meta={"provider": prov, "n_segments": args.n_segments})
-        timings[f"BI training {prov}"] = time.perf_counter() - t0
-        head, state = T.load_bi_checkpoint(bi_dir / "best.pt")
-        bi_trunk = copy.deepcopy(trunk)
-        if state.get("trunk_state") is not None:
-            bi_trunk.load_state_dict(state["trunk_state"])
-        t0 = time.perf_counter()
-        preds[prov] = {}
-        cm = T.evaluate_bi(head, test_set, sps, feature_cache=bi_cache, trunk=bi_trunk, finetune=bcfg.finetune,
-                           progress=args.progress, predictions=preds[prov])
-        timings[f"BI test evaluation {prov}"] = time.perf_counter() - t0
-        row.update(val_miou=rec["best_miou"], test_miou=cm.mean_iou(), gain=cm.mean_iou() - base_test.mean_iou(),
-                   best_epoch=rec["best_epoch"],
-                   theta6=json.dumps([round(float(t), 3) for t in head.bi6.theta.detach()]),
-                   theta7=json.dumps([round(float(t), 3) for t in head.bi7.theta.detach()]))
-        per_class[prov] = cm.iou()
+        bcfg = BITrainConfig(epochs=args.bi_epochs, lr=args.bi_lr, batch_size=args.bi_batch_size,
+                             init=args.bi_init, dropout=args.bi_dropout, finetune=args.bi_finetune,
+                             trunk_lr=args.bi_trunk_lr, short_side=pipe.short_side, seed=seed)
+        if args.trained_baseline:
+            t0 = time.perf_counter()
+            trained, rec, _ = pipe.train_classifier(trunk, train_set, val_set, config=bcfg, runs_dir=runs_root,
+                                                    features=feats)
+            # only the classifier changed: the trunk's cached features still hold
+            _evaluate_trunk(pipe, "trained_baseline", trained, feats, val_set, test_set, per_seed,
+                            preds if first else None, best_epoch=rec["best_epoch"])
+            timer.add("equally trained baseline", t0)
+
+        for prov in providers:
+            key = _key(prov)
+            t0 = time.perf_counter()
+            if first:
+                sps = pipe.superpixels(prov, sets, args.n_segments)
+                counts[key] = float(np.mean([int(sps[i].max()) + 1 for i in test_set.ids]))
+                timer.add(f"superpixels {key}", t0)
+                t0 = time.perf_counter()
+            head, state, rec, _ = pipe.train_bi(trunk, prov, args.n_segments, train_set, val_set, config=bcfg,
+                                                runs_dir=runs_root, meta={"seed": seed})
+            timer.add(f"BI training {key}", t0)
+            bi_trunk = trunk.copy()
+            if state.get("trunk_state") is not None:
+                bi_trunk.trunk.load_state_dict(state["trunk_state"])
+            t0 = time.perf_counter()
+            per_image, pr = {}, ({} if first else None)
+            cm = pipe.evaluate_bi(head, bi_trunk, prov, args.n_segments, test_set, finetune=bcfg.finetune,
+                                  inputs_from=trunk, predictions=pr, per_image=per_image)
+            timer.add(f"BI test evaluation {key}", t0)
+            if pr is not None:
+                preds[key] = pr
+            per_seed.setdefault(key, []).append({
+                "seed": seed, "val": rec["best_miou"], "test": cm.mean_iou(), "iou": cm.iou(),
+                "per_image": per_image_stack(per_image, test_set.ids), "best_epoch": rec["best_epoch"],
+                "theta6": [round(float(t), 3) for t in head.bi6.theta.detach()],
+                "theta7": [round(float(t), 3) for t in head.bi7.theta.detach()]})
+    timer.seconds["total"] = time.perf_counter() - t_start
+
+    rows = _rows(args, providers, per_seed, counts, base.trunk.name)
+    if args.trunk_only:
+        b = rows[0]
+        print(f"trunk stage done: baseline test mIoU {b['test_miou_mean']:.2f} over seeds {args.seeds}; "
+              f"timings {json.dumps(timer.seconds)}")
+        return {"rows": rows, "timings": timer.seconds}
+    per_class = {k: np.mean([r["iou"] for r in v], axis=0) for k, v in per_seed.items()}
+    return write_outputs(args, name, rows, per_class, test_set, preds, timer.seconds, trunk_records, tcfg, bcfg,
+                         notes)
+
+
+def _evaluate_trunk(pipe, key, handle, feats, val_set, test_set, per_seed, preds, best_epoch=None) -> None:
+    val = pipe.evaluate_baseline(handle, val_set, features=feats)
+    per_image, pr = {}, ({} if preds is not None else None)
+    test = pipe.evaluate_baseline(handle, test_set, features=feats, predictions=pr, per_image=per_image)
+    if pr is not None:
+        preds[key] = pr
+    per_seed.setdefault(key, []).append({"val": val.mean_iou(), "test": test.mean_iou(), "iou": test.iou(),
+                                         "per_image": per_image_stack(per_image, test_set.ids),
+                                         "best_epoch": best_epoch})
+
+
+def _std(values) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+def _rows(args, providers, per_seed, counts, trunk_name) -> list[dict]:
+    """One row per method: seed mean / std of test mIoU (in %), and paired bootstrap intervals."""
+    budget = f"{args.bi_epochs} more epoch{'s' if args.bi_epochs != 1 else ''}"
+    spec = [("baseline", f"DeepLab ({trunk_name}, bilinear upsampling)", "", ""),
+            ("trained_baseline", f"DeepLab, classifier trained {budget} (no BI: equally trained baseline)", "",
+             "control: the BI heads' extra training without BI"),
+            ("crf", "+ CRF", "", "not run (the paper's reference row)")]
+    for p in providers:
+        label = _label(p)
+        note = provider_info(p)["note"] if p.weights_file is not None else ""
+        if p.name == "grid":
+            note = "control: superpixels that ignore the image" + (f"; {note}" if note else "")
+        spec.append((_key(p), f"+ BI({label})", f"{label}, k={args.n_segments}", note))
+    rows = []
+    for key, method, sp, note in spec:
+        runs = per_seed.get(key)
+        row = {"key": key, "method": method, "superpixels": sp, "mean_count": counts.get(key, np.nan),
+               "seeds": " ".join(str(s) for s in args.seeds) if runs else "", "n_seeds": len(runs) if runs else 0}
+        if runs:
+            test = [100 * r["test"] for r in runs]
+            row.update(test_miou_mean=float(np.mean(test)), test_miou_std=_std(test),
+                       val_miou_mean=float(np.mean([100 * r["val"] for r in runs])),
+                       test_miou_per_seed=json.dumps([round(v, 2) for v in test]),
+                       best_epochs=json.dumps([r["best_epoch"] for r in runs]))
+            for ref_name, ref_key in REFERENCES:
+                ref = per_seed.get(ref_key)
+                if ref is None or ref_key == key or len(ref) != len(runs):
+                    continue
+                bs = paired_bootstrap_miou(np.stack([r["per_image"] for r in runs]),
+                                           np.stack([r["per_image"] for r in ref]),
+                                           n_boot=args.n_boot, seed=args.bootstrap_seed)
+                row[f"diff_vs_{ref_name}"] = 100 * bs["diff"]
+                row[f"ci_low_vs_{ref_name}"] = 100 * bs["low"]
+                row[f"ci_high_vs_{ref_name}"] = 100 * bs["high"]
+        elif key == "trained_baseline" and not args.trained_baseline:
+            continue
+        row["note"] = note
         rows.append(row)
-    timings["total"] = time.perf_counter() - t_start
-
-    summary = write_outputs(args, name, rows, per_class, test_set, preds, timings, trunk_record, tcfg, bcfg)
-    return summary
+    return rows
 
 
-def write_outputs(args, name, rows, per_class, test_set, preds, timings, trunk_record, tcfg, bcfg) -> dict:
+def _fmt(v, fmt="{:.1f}"):
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt.format(v)
+
+
+def _interval(row, ref) -> str:
+    d = row.get(f"diff_vs_{ref}")
+    if d is None or np.isnan(d):
+        return ""
+    return f"{d:+.2f} [{row[f'ci_low_vs_{ref}']:+.2f}, {row[f'ci_high_vs_{ref}']:+.2f}]"
+
+
+COLUMNS = ["key", "method", "superpixels", "mean_count", "seeds", "n_seeds", "test_miou_mean", "test_miou_std",
+           "val_miou_mean", "test_miou_per_seed", "best_epochs"] + \
+          [f"{c}_vs_{r}" for r, _ in REFERENCES for c in ("diff", "ci_low", "ci_high")] + ["note", "paper_voc2012_test"]
+
+
+def write_outputs(args, name, rows, per_class, test_set, preds, timings, trunk_records, tcfg, bcfg, notes) -> dict:
     out = Path(args.out)
     df = pd.DataFrame(rows)
     df["paper_voc2012_test"] = [PAPER_VOC_TEST.get(k, np.nan) for k in df["key"]]
-    csv_df = df.copy()
-    for c in ("val_miou", "test_miou", "gain"):
-        csv_df[c] = 100 * csv_df[c]
-    write_csv(csv_df, out / f"table1_{name}.csv", float_format="%.2f")
+    df = df.reindex(columns=COLUMNS)
+    write_csv(df, out / f"table1_{name}.csv", float_format="%.2f")
     classes = list(test_set.classes)
     pc = pd.DataFrame({"class": classes, **{k: 100 * np.asarray(v) for k, v in per_class.items()}})
     write_csv(pc, out / f"table1_{name}_per_class.csv", float_format="%.2f")
 
+    n = len(args.seeds)
     show = pd.DataFrame({
         "method": df["method"],
-        "superpixels (mean count on test)": [s if not s or np.isnan(c) else f"{s} ({c:.0f})" for s, c in
-                                             zip(df["superpixels"], df["mean_count"])],
-        f"mIoU, ours ({name} {te_name(args)})": [_fmt_pct(v) for v in df["test_miou"]],
-        "gain over baseline": [("" if np.isnan(g) else f"{100 * g:+.1f}") if k != "baseline" else "" for k, g in
-                               zip(df["key"], df["gain"])],
-        "val mIoU (selection)": [_fmt_pct(v) for v in df["val_miou"]],
-        "paper, VOC 2012 test": [("" if np.isnan(v) else f"{v:.1f}") for v in df["paper_voc2012_test"]],
-        "note": df["note"],
+        "superpixels (mean count on test)": [s if not isinstance(s, str) or not s or np.isnan(c) else f"{s} ({c:.0f})"
+                                             for s, c in zip(df["superpixels"].fillna(""), df["mean_count"])],
+        f"test mIoU, mean ± std over {n} seed{'s' if n > 1 else ''} ({name} {te_name(args)})":
+            [("" if np.isnan(m) else f"{m:.2f} ± {s:.2f}" if not np.isnan(s) else f"{m:.2f}")
+             for m, s in zip(df["test_miou_mean"], df["test_miou_std"])],
+        "vs baseline [95% CI]": [_interval(r, "baseline") for r in df.to_dict("records")],
+        "vs equally trained baseline [95% CI]": [_interval(r, "trained") for r in df.to_dict("records")],
+        "vs BI(SIN) [95% CI]": [_interval(r, "sin") for r in df.to_dict("records")],
+        "val mIoU (selection)": [_fmt(v, "{:.2f}") for v in df["val_miou_mean"]],
+        "paper, VOC 2012 test": [_fmt(v) for v in df["paper_voc2012_test"]],
+        "note": df["note"].fillna(""),
     })
     mach = machine_info()
+    tr = trunk_records[0] if trunk_records else {}
     lines = [
         f"# Table 1 layout: DeepLab vs. DeepLab + Bilateral Inception with different superpixels ({name})",
         "",
@@ -243,21 +321,32 @@ def write_outputs(args, name, rows, per_class, test_set, preds, timings, trunk_r
         "",
         markdown_table(show),
         "",
-        ("The last column is the SIN paper's Table 1 (DeepLab-COCO-LargeFOV on PASCAL VOC 2012 **test**, "
-         "evaluation server), given for reference only: a different dataset, trunk and training budget. "
+        (f"mIoU in %. Mean ± sample std over seeds {', '.join(map(str, args.seeds))}; every trained part (trunk "
+         "fine-tuning, equally trained baseline, BI heads) is trained once per seed and its test split evaluated "
+         f"once per seed. Intervals: paired bootstrap over the {len(test_set)} test images ({args.n_boot} "
+         "resamples; mIoU recomputed from the summed per-image confusion matrices of the resampled images; seeds "
+         "paired, statistic = seed mean of the mIoU difference), 95 % percentile intervals. A difference whose "
+         "interval contains 0 is not resolved by this test set."),
+        "",
+        ("The paper column is the SIN paper's Table 1 (DeepLab-COCO-LargeFOV on PASCAL VOC 2012 **test**, "
+         "evaluation server), for reference only: a different dataset, trunk and training budget. "
          "Every other number is measured here."),
         "",
         "## Protocol",
         "",
         (f"* Data: {name}, splits {'/'.join(args.splits or DEFAULT_SPLITS[args.dataset])} (train / val / test); "
          f"mIoU over the {len(classes)} classes, confusion matrix summed over the split, void (255) excluded. "
-         "Val selects the epochs; test is reported."),
+         "Val alone selects the epochs; test is reported."),
         (f"* Trunk: `{args.trunk}` (weights `{trunk_weights_name(args)}`), new {len(classes)}-class classifier; "
          f"backbone frozen, ASPP head + classifier fine-tuned {tcfg.epochs} epochs (AdamW lr {tcfg.lr}, cosine, "
-         f"batch {tcfg.batch_size}, horizontal flips), best epoch on val"
-         + (f" (epoch {trunk_record.get('best_epoch')})" if trunk_record else "")
+         f"batch {tcfg.batch_size}, horizontal flips), best epoch on val, once per seed"
+         + (f" (seed {args.seeds[0]}: epoch {tr.get('best_epoch')})" if tr else "")
          + f". Input: shorter side {args.short_side} (align-corners resize, sides 8k+1); stride-8 features."),
         "* Baseline: the trunk's coarse logits upsampled bilinearly (align corners) to the native resolution.",
+        (f"* Equally trained baseline: the fine-tuned trunk's classifier alone trained {bcfg.epochs} more epochs on "
+         f"the same frozen features with the BI heads' optimiser and budget (Adam lr {bcfg.lr}, cosine, batch "
+         f"{bcfg.batch_size}, same seed), best epoch on val: the gain of BI over it is what BI adds beyond "
+         "training a head some more."),
         (f"* BI: BI6(2) [rgbxy, xy] grid -> superpixels, ReLU, dropout {bcfg.dropout}, fc7 (1x1), BI7(6) "
          f"3 x [rgbxy, xy], ReLU, dropout {bcfg.dropout}, classifier, smeared to pixels; superpixel features "
          "[0.1 y, 0.1 x, 0.1 RGB, "
@@ -265,19 +354,22 @@ def write_outputs(args, name, rows, per_class, test_set, preds, timings, trunk_r
          f"fc7 = [W; -W], classifier = [I, -I]); trunk frozen (cached features); Adam lr {bcfg.lr} "
          f"(x10 for theta7 / w7 as in the released model), cosine, batch {bcfg.batch_size}, {bcfg.epochs} epochs, "
          f"best epoch on val. Superpixels on the native image, requested count {args.n_segments} for every "
-         "provider (each provider's default parameters)."),
+         "provider; `grid` (a regular grid) is the control that uses no image content."),
         "",
-        "## Timings (seconds, this run; cached stages are ~0)",
+        "## Timings (seconds, this run, summed over seeds; cached stages are ~0)",
         "",
         markdown_table(pd.DataFrame({"stage": list(timings), "seconds": [round(v, 1) for v in timings.values()]})),
         "",
         (f"Machine: {mach['cpu_count']} CPUs, load average {mach['load_avg_1_5_15']} at the end, torch "
          f"{mach['torch']} ({mach['torch_threads']} threads); shared with other jobs, so timings are indicative."),
         "",
-        f"Per-class IoU: `table1_{name}_per_class.csv`; examples: `table1_{name}_examples.png`.",
+        f"Per-class IoU (seed mean): `table1_{name}_per_class.csv`; examples (seed {args.seeds[0]}): "
+        f"`table1_{name}_examples.png`.",
     ]
     write_text(out / f"table1_{name}.md", "\n".join(lines) + "\n")
-    summary = {"rows": json.loads(df.to_json(orient="records")), "timings": timings, "machine": mach}
+    summary = {"rows": json.loads(df.to_json(orient="records")), "timings": timings, "machine": mach,
+               "config": {"trunk": asdict(tcfg), "bi": asdict(bcfg), "seeds": list(args.seeds),
+                          "n_boot": args.n_boot, "n_segments": args.n_segments}}
     write_text(out / f"table1_{name}.json", json.dumps(summary, indent=2) + "\n")
     if args.figure_images > 0 and preds:
         write_examples(out / f"table1_{name}_examples.png", test_set, preds, args.figure_images)
@@ -310,8 +402,7 @@ def write_examples(path, test_set, preds: dict, n: int) -> None:
     if not ids:
         return
     pick = [ids[int(j)] for j in np.linspace(0, len(ids) - 1, min(n, len(ids)))]
-    cols = ["image", "ground truth"] + [("DeepLab" if k == "baseline" else f"BI({PROVIDER_LABEL.get(k, k)})")
-                                        for k in preds]
+    cols = ["image", "ground truth"] + [_column_title(k) for k in preds]
     fig, axes = plt.subplots(len(pick), len(cols), figsize=(2.2 * len(cols), 1.7 * len(pick)), squeeze=False)
     for r, sid in enumerate(pick):
         s = test_set.load(sid)
@@ -328,6 +419,16 @@ def write_examples(path, test_set, preds: dict, n: int) -> None:
     write_figure(fig, path)
 
 
+
+
+def _column_title(key: str) -> str:
+    if key == "baseline":
+        return "DeepLab"
+    if key == "trained_baseline":
+        return "DeepLab, trained more"
+    return f"BI({PROVIDER_LABEL.get(key, key)})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.semseg_table", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -336,35 +437,41 @@ def build_parser() -> argparse.ArgumentParser:
                     help="dataset folder (msrc21: default $SIN_DATA_ROOT/MSRC21; voc: VOC2012; folder: required)")
     ap.add_argument("--sbd-root", type=Path, default=None, help="SBD benchmark_RELEASE (voc train_aug)")
     ap.add_argument("--splits", nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None)
-    ap.add_argument("--providers", nargs="+", default=["slic", "snic", "ers", "sin"])
-    ap.add_argument("--n-segments", type=int, default=600)
+    add_provider_args(ap, default=("grid", "slic", "snic", "ers", "sin"))
+    ap.add_argument("--n-segments", type=positive_int, default=600)
+    ap.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2],
+                    help="one run of every trained part per seed (mean ± std and seed-paired intervals)")
+    ap.add_argument("--no-trained-baseline", dest="trained_baseline", action="store_false",
+                    help="skip the equally trained baseline row")
+    ap.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples of the test images")
+    ap.add_argument("--bootstrap-seed", type=non_negative_int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "results" / "semseg")
-    ap.add_argument("--cache-dir", type=Path, default=REPO / "cache" / "semseg")
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="feature caches (default $SIN_CACHE_DIR/bi, shared with the BI command line)")
     ap.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "semseg")
     ap.add_argument("--trunk", default="deeplabv3_mobilenetv2")
     ap.add_argument("--trunk-weights", type=Path, default=default_trunk_weights(),
                     help="pretrained trunk weights (default $SIN_DEEPLAB_WEIGHTS or ../shared/weights/...)")
-    ap.add_argument("--sin-weights", default=None, help="SIN weights (default: the shipped ones)")
-    ap.add_argument("--short-side", type=int, default=257)
-    ap.add_argument("--trunk-epochs", type=int, default=8)
-    ap.add_argument("--trunk-lr", type=float, default=5e-4)
-    ap.add_argument("--trunk-batch-size", type=int, default=8)
-    ap.add_argument("--bi-epochs", type=int, default=8)
-    ap.add_argument("--bi-lr", type=float, default=1e-3)
-    ap.add_argument("--bi-batch-size", type=int, default=4)
+    ap.add_argument("--short-side", type=non_negative_int, default=257)
+    ap.add_argument("--trunk-epochs", type=non_negative_int, default=8)
+    ap.add_argument("--trunk-lr", type=positive_float, default=5e-4)
+    ap.add_argument("--trunk-batch-size", type=positive_int, default=8)
+    ap.add_argument("--bi-epochs", "--epochs", dest="bi_epochs", type=non_negative_int, default=8)
+    ap.add_argument("--bi-lr", type=positive_float, default=1e-3)
+    ap.add_argument("--bi-batch-size", type=positive_int, default=4)
     ap.add_argument("--bi-init", choices=["trunk", "spec"], default="trunk")
     ap.add_argument("--bi-finetune", choices=["none", "head"], default="none",
                     help="trunk during BI training: frozen (cached features) or its head trained too "
                          "(cached backbone outputs)")
-    ap.add_argument("--bi-trunk-lr", type=float, default=1e-4, help="lr of the trunk head with --bi-finetune head")
+    ap.add_argument("--bi-trunk-lr", type=positive_float, default=1e-4,
+                    help="lr of the trunk head with --bi-finetune head")
     ap.add_argument("--bi-dropout", type=float, default=None,
                     help="dropout after BI6 / BI7 (default: 0 with --bi-init trunk, 0.5 with spec)")
-    ap.add_argument("--figure-images", type=int, default=4)
-    ap.add_argument("--limit", type=int, default=None, help="first N images of every split (smoke runs)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--figure-images", type=non_negative_int, default=4)
+    ap.add_argument("--limit", type=positive_int, default=None, help="first N images of every split (smoke runs)")
     ap.add_argument("--trunk-only", action="store_true",
                     help="stop after the trunk stage (fine-tuning, feature cache, baseline); no table")
-    ap.add_argument("--threads", type=int, default=None,
+    ap.add_argument("--threads", type=positive_int, default=None,
                     help="torch threads (default: torch's choice; on a busy shared machine 1 is much faster)")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     return ap
@@ -372,16 +479,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.threads is not None:
-        import torch
+    args.seeds = list(dict.fromkeys(args.seeds))
+    try:
+        if args.threads is not None:
+            import torch
 
-        torch.set_num_threads(args.threads)
-    if args.trunk != "tiny" and not Path(args.trunk_weights).is_file():
-        raise SystemExit(f"error: trunk weights not found: {args.trunk_weights} (pass --trunk-weights)")
-    summary = run(args)
+            torch.set_num_threads(args.threads)
+        if args.trunk != "tiny" and not Path(args.trunk_weights).is_file():
+            raise FileNotFoundError(f"trunk weights not found: {args.trunk_weights} (pass --trunk-weights)")
+        summary = run(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:  # missing / corrupted files, bad data, unwritable --out, ...
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
     for r in summary["rows"]:
-        if r.get("test_miou") is not None and not np.isnan(r["test_miou"]):
-            print(f"{r['method']:<55} test mIoU {100 * r['test_miou']:.2f}  {r.get('note') or ''}")
+        m = r.get("test_miou_mean")
+        if m is not None and not np.isnan(m):
+            std = r.get("test_miou_std")
+            spread = "" if std is None or np.isnan(std) else f" ± {std:.2f}"
+            print(f"{r['method']:<70} test mIoU {m:.2f}{spread}  {r.get('note') or ''}")
     return 0
 
 

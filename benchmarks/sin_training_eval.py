@@ -8,7 +8,7 @@ kept in the CSV and skipped when the script is run again, so it can follow a run
 Usage::
 
     python -m benchmarks.sin_training_eval runs/cmp_logits runs/cmp_probabilities \\
-        --split val --sizes 300 600 1000 --name loss_comparison
+        --split val --n-segments 300 600 1000 --name loss_comparison
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import argparse
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from benchmarks._common import command_line, markdown_table, write_text
+from benchmarks._common import command_line, markdown_table, positive_int, write_text
+from sin.checkpoint import load_torch_file
 from sin.datasets import BSDS500
 from sin.inference import SINPredictor
 from sin.io import atomic_write
@@ -40,15 +40,17 @@ def snapshots(run: Path, every: int = 1):
             out.append((step, p))
     final = run / "weights.pt"
     if final.exists():
-        meta = torch.load(final, map_location="cpu", weights_only=True).get("meta", {})
+        meta = load_torch_file(final, "SIN weights").get("meta", {})
         step = int(meta.get("iteration", 0))
         if all(s != step for s, _ in out):
             out.append((step, final))
     return sorted(out)
 
 
-def evaluate_snapshot(path, data, sizes, limit=None):
-    predictor = SINPredictor(weights=path)
+def evaluate_snapshot(path, data, sizes, limit=None, precision="fp32"):
+    # fp32 by default: the reference arithmetic, so snapshot curves compare across machines
+    # ("auto" would pick bf16 on CPUs that have it)
+    predictor = SINPredictor(weights=path, precision=precision)
     rows = []
     n = len(data) if limit is None else min(limit, len(data))
     for i in range(n):
@@ -110,10 +112,13 @@ def main(argv=None):
     ap.add_argument("runs", nargs="+", type=Path, help="training run folders (with step_*.pt snapshots)")
     ap.add_argument("--split", default="val", choices=["train", "val", "test"])
     ap.add_argument("--data-root", default=None, help="BSDS500 root (default: $SIN_BSDS500 / ../shared/data)")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[300, 600, 1000])
-    ap.add_argument("--limit", type=int, default=None, help="first N images only")
-    ap.add_argument("--every", type=int, default=1, help="only snapshots whose step is a multiple of this")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--n-segments", type=positive_int, nargs="+", default=[300, 600, 1000], metavar="K",
+                    help="requested numbers of superpixels")
+    ap.add_argument("--limit", type=positive_int, default=None, help="first N images only")
+    ap.add_argument("--every", type=positive_int, default=1, help="only snapshots whose step is a multiple of this")
+    ap.add_argument("--threads", type=positive_int, default=None)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                    help="SIN network arithmetic (default fp32, the reference)")
     ap.add_argument("--out", type=Path, default=Path("results/training"))
     ap.add_argument("--name", default="snapshots")
     args = ap.parse_args(argv)
@@ -127,16 +132,16 @@ def main(argv=None):
         for step, path in snapshots(run, args.every):
             have = set() if done.empty else set(
                 done[(done.run == run.name) & (done.step == step)].n_segments.tolist())
-            if not set(args.sizes) <= have:
+            if not set(args.n_segments) <= have:
                 todo.append((run, step, path))
     for run, step, path in tqdm(todo, desc="snapshots", unit="ckpt"):
-        rows = evaluate_snapshot(path, data, args.sizes, args.limit)
+        rows = evaluate_snapshot(path, data, args.n_segments, args.limit, args.precision)
         new = pd.DataFrame([{"run": run.name, "step": step, "split": args.split,
                              "images": args.limit or len(data), **r} for r in rows])
         done = pd.concat([done, new], ignore_index=True) if not done.empty else new
         done = done.drop_duplicates(["run", "step", "n_segments"], keep="last").sort_values(
             ["run", "step", "n_segments"])
-        atomic_write(csv_path, lambda t: done.to_csv(t, index=False, float_format="%.5f"))
+        atomic_write(csv_path, lambda t, table=done: table.to_csv(t, index=False, float_format="%.5f"))
     if done.empty:
         print("no snapshots found")
         return

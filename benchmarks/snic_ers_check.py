@@ -39,6 +39,7 @@ from skimage.color import rgb2lab
 from sin.image import as_float_rgb
 from sin.io import atomic_write, read_image
 from sin.metrics import aggregate, evaluate
+from sin.paths import data_root
 from sin.providers import get_provider
 from sin.providers.snic import snic, snic_seeds
 
@@ -47,7 +48,7 @@ K = 600
 
 
 def default_data_root() -> Path:
-    return Path(os.environ.get("SIN_DATA_ROOT", REPO.parent / "shared" / "data"))
+    return data_root()  # --data-root, else $SIN_DATA_ROOT, else ../shared/data (sin.paths: one place)
 
 
 def bsds_test(data_root) -> tuple[Path, Path, list[str]]:

@@ -7,7 +7,7 @@ over images, plus a per-stage breakdown of one image. Target: <= 40 ms at 200 su
 
 Usage::
 
-    python -m benchmarks.so_speed [--data-root DIR] [--sizes 200 400] [--repeats 30] [--out results/saliency]
+    python -m benchmarks.so_speed [--data-root DIR] [--n-segments 200 400] [--repeats 30] [--out results/saliency]
 
 Writes ``<out>/so_speed.md``. Timings depend on the machine load (reported from
 ``os.getloadavg``); rerun on a quiet machine for final numbers.
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks._common import positive_int
 from downstream.saliency_optimization import core, graph
 from downstream.saliency_optimization.datasets import SaliencyDataset, default_data_root
 from sin.io import atomic_write
@@ -76,7 +77,8 @@ def stage_times(image, labels, repeats: int) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", type=Path, default=None, help="folder holding saliency-mini/ ($SIN_DATA_ROOT)")
-    ap.add_argument("--sizes", nargs="+", type=int, default=[200, 400])
+    ap.add_argument("--n-segments", nargs="+", type=positive_int, default=[200, 400], metavar="K",
+                    help="superpixel counts to time")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--out", type=Path, default=REPO / "results" / "saliency")
     args = ap.parse_args(argv)
@@ -87,7 +89,7 @@ def main(argv=None) -> dict:
     slic = get_provider("slic")
     rows = []
     stage = None
-    for size in args.sizes:
+    for size in args.n_segments:
         per_image = []
         per_image_cpu = []
         counts = []
@@ -101,7 +103,7 @@ def main(argv=None) -> dict:
             per_image.append(_median_ms(call, args.repeats))
             # CPU time of this process: what a call costs without the waits a loaded machine adds
             per_image_cpu.append(_median_ms(call, args.repeats, clock=time.process_time))
-            if stage is None and size == args.sizes[0]:
+            if stage is None and size == args.n_segments[0]:
                 stage = (name, image.shape[:2], counts[-1], stage_times(image, labels, args.repeats))
         rows.append((size, float(np.mean(counts)), float(np.median(per_image)), float(np.max(per_image)),
                      float(np.median(per_image_cpu))))

@@ -7,24 +7,34 @@ metrics) and average. Curves plot the mean *actual* number of superpixels on x.
 Usage::
 
     python -m benchmarks.superpixel_quality --dataset bsds500 --split test \
-        --methods slic snic ers sin grid --sizes 200 300 400 500 600 700 800 900 1000 1100 1200 \
-        [--limit N] [--data-root DIR] [--out results/bsds500] [--cache cache] [--processes 2] \
-        [--aggregate mean|worst|best] [--gt-max-segments 50] [--sin-weights PT] [--skip-unavailable]
+        --providers slic snic ers sin grid --n-segments 200 300 400 500 600 700 800 900 1000 1100 1200 \
+        [--limit N] [--data-root DIR] [--out results/bsds500] [--cache DIR] [--recompute] [--processes 2] \
+        [--aggregate mean|worst|best] [--gt-max-segments 50] [--skip-unavailable]
 
     python -m benchmarks.superpixel_quality --dataset folder --images DIR --labels DIR ...
 
-Outputs (under ``--out``): ``quality.csv`` (one row per method x size: mean actual K and the
-aggregated metrics), ``pairs.csv.gz`` (every (image, GT) row; read it with
-``pd.read_csv(..., dtype={"image": str})`` to keep ids as strings), ``quality.md`` (table, SIN
-weights used, protocol, machine), ``asa_vs_k.png``, ``co_vs_k.png``, ``br_bp.png`` and
-``fig5.png`` (the three side by side), ``matched.csv`` (every method's curve read at the same
-actual counts, 300 / 600 / 1000, see :func:`matched`). Interim CSVs are rewritten after every setting.
+    # re-summarize an earlier run's raw rows (no provider runs): tables, intervals, plots
+    python -m benchmarks.superpixel_quality --from-pairs results/bsds500 [--out DIR]
 
-Resumable: label maps are cached as compressed ``.npz`` under
-``<cache>/<dataset>-<split>/<method tag>/<size>/<image id>.npz`` and reused. The method tag
-carries digests of the SIN weights, of non-default parameters and of the provider's source
-file, so new weights, parameters or provider code never reuse old maps (changes elsewhere,
-e.g. in shared modules, do not change the tag: pass ``--recompute``). Metrics are always
+``--providers`` takes anything :func:`sin.providers.get_provider` accepts: registered names with
+optional parameters (``slic:compactness=20``, ``sin:weights=PATH``, ``sin:weights=untrained``)
+or your own function as ``package.module:function[:k=v,...]``.
+
+Outputs (under ``--out``): ``quality.csv`` (one row per provider x size: mean actual K and the
+aggregated metrics), ``pairs.csv.gz`` (every (image, GT) row; read it with
+``pd.read_csv(..., dtype={"image": str})`` to keep ids as strings), ``quality.md`` (table,
+providers with their weights file and sha256, protocol, machine), ``asa_vs_k.png``,
+``co_vs_k.png``, ``br_bp.png`` and ``fig5.png`` (the three side by side), ``matched.csv``
+(every provider's curve read at the same actual counts, 300 / 600 / 1000, with paired bootstrap
+intervals of its difference to SIN, see :func:`matched` and :func:`paired_vs_reference`).
+Interim CSVs are rewritten after every setting. The ``method`` column holds the provider's spec
+string (``slic``, ``sin``, ``slic:compactness=20``).
+
+Resumable: label maps live in the one label-map cache, :class:`sin.providers.LabelCache`
+(``--cache``, default ``<cache root>/labels``, see :mod:`sin.paths`), keyed by the provider's
+fingerprint (parameters, code, weights sha256) and checked against a digest of the image's
+pixels, so new weights, parameters, provider code or another copy of the dataset with
+different pixels never reuse a stale map (``--recompute`` ignores the cache). Metrics are always
 recomputed from the maps (about 60 ms per image).
 Work runs in ``--processes`` spawn workers, one thread each; the per-image seconds in the
 tables are therefore single-thread times taken while the other workers run (see
@@ -40,11 +50,9 @@ into the first; changes 85 of 1063 BSDS500 annotations).
 from __future__ import annotations
 
 import argparse
-import inspect
-import json
+import re
+import shutil
 import sys
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +62,14 @@ from benchmarks._common import (
     DEFAULT_SIZES,
     PLOT_STYLE,
     REPO,
+    add_provider_args,
     command_line,
-    file_sha256,
     machine_info,
     markdown_table,
-    params_tag,
-    resolve_methods,
-    sin_weights_info,
+    paired_bootstrap,
+    positive_int,
+    provider_info,
+    resolve_providers,
     write_csv,
     write_figure,
     write_text,
@@ -89,53 +98,38 @@ def _open_dataset(spec: tuple):
     return _DATASETS[spec]
 
 
-def _load_cached(path: Path, shape):
-    try:
-        with np.load(path) as z:
-            labels, seconds = z["labels"].astype(np.int32), float(z["seconds"])
-    except Exception:  # unreadable or half-written by an older crash: recompute
-        return None
-    return (labels, seconds) if labels.shape == tuple(shape) else None
+_PROVIDERS: dict = {}
 
 
-def _save_cached(path: Path, labels: np.ndarray, seconds: float) -> None:
-    from sin.io import atomic_write
+def _provider(spec: str):
+    # workers get the CLI text, not the Provider: a registry entry may hold unpicklable parts
+    # (e.g. a lambda for its default weights), and resolving once per worker is cheap
+    if spec not in _PROVIDERS:
+        from sin.providers import get_provider
 
-    small = labels.astype(np.uint16) if labels.max() < 65536 else labels.astype(np.int32)
-
-    def _write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, labels=small, seconds=np.float64(seconds))
-
-    atomic_write(path, _write)
+        _PROVIDERS[spec] = get_provider(spec)
+    return _PROVIDERS[spec]
 
 
 def evaluate_image(job: dict) -> dict:
-    """Superpixels of one image (cached or computed) and their metric rows (one per GT)."""
-    from sin.checkpoint import UntrainedWarning
+    """Superpixels of one image (from the label-map cache or computed) and their metric rows (one per GT)."""
     from sin.metrics import evaluate
-    from sin.providers import get_provider
+    from sin.providers import LabelCache
 
     ds = _open_dataset(job["dataset"])
     image_id, image, gts = ds[job["index"]]
-    cache = Path(job["cache_file"])
-    hit = _load_cached(cache, image.shape[:2]) if cache.exists() and not job["recompute"] else None
-    if hit is None:
-        provider = get_provider(job["method"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UntrainedWarning)  # recorded once by the main process
-            t0 = time.perf_counter()
-            labels = provider(image, job["size"], **job["params"])
-            seconds = time.perf_counter() - t0
-        _save_cached(cache, labels, seconds)
-        cached = False
+    cache = LabelCache(job["cache_root"], recompute=job["recompute"])
+    provider, size = _provider(job["provider"]), job["size"]
+    hit = cache.load(provider, image, size, image_id, group=job["group"])
+    if hit is None:  # computed and stored (the cache checks the stored image digest: other pixels, other map)
+        labels, seconds = cache.labels(provider, image, size, image_id, group=job["group"])
     else:
-        (labels, seconds), cached = hit, True
+        labels, seconds = hit
     df = evaluate(labels, gts, image, image_id=image_id, tolerance=job["tolerance"])
-    df.insert(0, "n_segments", job["size"])
-    df.insert(0, "method", job["method"])
+    df.insert(0, "n_segments", size)
+    df.insert(0, "method", job["label"])
     df["seconds"] = seconds
-    return {"rows": df.to_dict("records"), "seconds": seconds, "cached": cached}
+    return {"rows": df.to_dict("records"), "seconds": seconds, "cached": hit is not None}
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,9 +183,140 @@ def matched(summary: pd.DataFrame, at=MATCHED_AT, metrics=tuple(MATCHED_METRICS)
     return pd.DataFrame(rows)
 
 
+#: The provider every other one is compared with in the paired intervals.
+REFERENCE = "sin"
+
+
+def per_image_values(pairs: pd.DataFrame, mode: str = "mean", metrics=tuple(MATCHED_METRICS)) -> pd.DataFrame:
+    """One value per (method, n_segments, image) and metric, aggregated over the image's GTs as
+    :func:`sin.metrics.aggregate` does for ``mode``, plus ``weight``: the image's weight in the
+    summary's mean (its number of GT pairs for ``"mean"``, where the summary averages over
+    pairs; 1 for ``"worst"`` / ``"best"``, which average over images)."""
+    from sin.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
+
+    if mode not in ("mean", "worst", "best"):
+        raise ValueError(f"mode must be 'mean', 'worst' or 'best', got {mode!r}")
+    grouped = pairs.groupby(["method", "n_segments", "image"], sort=False)
+    out = {}
+    for m in metrics:
+        fn = "mean"
+        if mode != "mean" and m in HIGHER_IS_BETTER:
+            fn = "min" if mode == "worst" else "max"
+        elif mode != "mean" and m in LOWER_IS_BETTER:
+            fn = "max" if mode == "worst" else "min"
+        out[m] = grouped[m].agg(fn).astype(float)
+    df = pd.DataFrame(out)
+    df["weight"] = grouped.size().astype(float) if mode == "mean" else 1.0
+    return df
+
+
+def _bracket(x: np.ndarray, k: float) -> tuple[int, int, float] | None:
+    """Indices ``(j, j2)`` of the two measured points around ``k`` on the increasing axis ``x``
+    and the weight ``t`` of ``j2`` (what :func:`numpy.interp` uses); None outside the range."""
+    if not x[0] <= k <= x[-1]:
+        return None
+    j = int(np.searchsorted(x, k, side="right")) - 1
+    if j >= len(x) - 1:  # k is the last point
+        return len(x) - 1, len(x) - 1, 0.0
+    t = 0.0 if x[j + 1] == x[j] else (k - x[j]) / (x[j + 1] - x[j])
+    return j, j + 1, float(t)
+
+
+def paired_vs_reference(pairs: pd.DataFrame, summary: pd.DataFrame, *, reference: str = REFERENCE,
+                        at=MATCHED_AT, metrics=tuple(MATCHED_METRICS), mode: str = "mean",
+                        n_boot: int = 10000, seed: int = 0) -> pd.DataFrame:
+    """Paired bootstrap intervals, over images, of each method's difference to ``reference`` at
+    the matched counts ``at``.
+
+    Per image, each method's value at actual count K is interpolated between the **same two
+    requested sizes, with the same weight**, that :func:`matched` uses for the method's mean
+    curve. Interpolation is linear and the per-image values are weighted as in the summary
+    (number of GT pairs under ``mode="mean"``), so the mean of the per-image differences is
+    exactly the difference of the two ``matched`` numbers, and the interval is about the
+    table's own comparison. (Interpolating each image's curve at its own actual counts would
+    estimate something slightly different, and images whose counts do not bracket K would
+    drop out or need extrapolation.) Images are the resampled unit: the GTs of one image are
+    not independent.
+
+    Returns one row per method with, for every K and metric,
+    ``<metric>@<K>_diff_vs_<reference>`` (method minus reference), ``..._lo`` / ``..._hi``
+    (95 % interval), ``<metric>@<K>_n_better`` (images where the method's value is higher),
+    and ``paired_images``. The reference's own row and cells where either curve does not
+    reach K are NaN.
+    """
+    values = per_image_values(pairs, mode, metrics)
+    methods = list(dict.fromkeys(summary["method"]))
+    curves = {}
+    for method, grp in summary.groupby("method", sort=False):
+        grp = grp.sort_values("sp")
+        curves[method] = (grp["sp"].to_numpy(float), grp["n_segments"].to_numpy(int))
+
+    def at_k(method, k):
+        """Per-image interpolated values (DataFrame indexed by image), or None outside the range."""
+        x, sizes = curves[method]
+        br = _bracket(x, k)
+        if br is None:
+            return None
+        j, j2, t = br
+        v1 = values.loc[(method, sizes[j])]
+        v2 = values.loc[(method, sizes[j2])]
+        common = v1.index.intersection(v2.index)
+        v = (1 - t) * v1.loc[common, list(metrics)] + t * v2.loc[common, list(metrics)]
+        v["weight"] = v1.loc[common, "weight"]
+        return v
+
+    rows = []
+    for method in methods:
+        row = {"method": method}
+        n_used = None
+        for k in at:
+            mine = at_k(method, k) if method != reference else None
+            ref = at_k(reference, k) if reference in curves else None
+            for m in metrics:
+                key = f"{m}@{k}"
+                cells = dict.fromkeys([f"{key}_diff_vs_{reference}", f"{key}_diff_vs_{reference}_lo",
+                                       f"{key}_diff_vs_{reference}_hi", f"{key}_n_better"], float("nan"))
+                if mine is not None and ref is not None:
+                    common = mine.index.intersection(ref.index)
+                    d = (mine.loc[common, m] - ref.loc[common, m]).to_numpy(float)
+                    # the same images carry the same GTs for every method: one weight per image
+                    mean, lo, hi = paired_bootstrap(d, n_boot, seed, weights=ref.loc[common, "weight"].to_numpy())
+                    cells = dict(zip(cells, (mean, lo, hi, float((d > 0).sum()))))
+                    n_used = len(common)
+                row.update(cells)
+        row["paired_images"] = float("nan") if n_used is None else float(n_used)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _matched_markdown(table: pd.DataFrame) -> str:
-    headers = {c: f"{MATCHED_METRICS[c.split('@')[0]]} @{c.split('@')[1]}" for c in table.columns if "@" in c}
-    return markdown_table(table.rename(columns=headers), {h: ".4f" for h in headers.values()})
+    cols = [c for c in table.columns if re.fullmatch(r"[a-z_]+@\d+", c)]
+    headers = {c: f"{MATCHED_METRICS[c.split('@')[0]]} @{c.split('@')[1]}" for c in cols}
+    return markdown_table(table[["method", *cols]].rename(columns=headers), {h: ".4f" for h in headers.values()})
+
+
+def _paired_markdown(table: pd.DataFrame, reference: str = REFERENCE, at=MATCHED_AT,
+                     metrics=tuple(MATCHED_METRICS)) -> str:
+    """One row per (method, K); per metric: difference to the reference, 95 % interval, whether
+    the interval excludes 0, and on how many images the method is higher."""
+    rows = []
+    for r in table.to_dict("records"):
+        if r["method"] == reference:
+            continue
+        for k in at:
+            row = {"method": r["method"], "K actual": k}
+            for m in metrics:
+                key = f"{m}@{k}"
+                d, lo, hi = (r.get(f"{key}_diff_vs_{reference}{s}", np.nan) for s in ("", "_lo", "_hi"))
+                if np.isnan(d):
+                    row[MATCHED_METRICS[m]] = ""
+                    continue
+                verdict = "includes 0" if lo <= 0 <= hi else "**excludes 0**"
+                row[MATCHED_METRICS[m]] = (f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}] {verdict}, "
+                                           f"{int(r[f'{key}_n_better'])}/{int(r['paired_images'])}")
+            if any(row[MATCHED_METRICS[m]] for m in metrics):  # skip counts outside both curves
+                rows.append(row)
+    return markdown_table(pd.DataFrame(rows)) if rows else "(no method to compare)"
 
 
 def plot_curves(summary: pd.DataFrame, out_dir: Path, *, xlim=(200, 1200), title: str = "") -> list[Path]:
@@ -208,9 +333,10 @@ def plot_curves(summary: pd.DataFrame, out_dir: Path, *, xlim=(200, 1200), title
     def draw(ax, x, y, xlabel, ylabel):
         for method, grp in summary.groupby("method", sort=False):
             grp = grp.sort_values("n_segments")  # polyline through the settings in order
-            style = dict(PLOT_STYLE.get(method, dict(marker="o", label=method)))
-            label = style.pop("label")
-            if method == "sin" and "weights_trained" in grp and str(grp["weights_trained"].iloc[0]) == "False":
+            name = str(method).split(":")[0]
+            style = dict(PLOT_STYLE.get(name, {"marker": "o", "label": name}))
+            label = style.pop("label") + (str(method)[len(name):] if name != method else "")
+            if "weights_trained" in grp and str(grp["weights_trained"].iloc[0]) == "False":
                 label += " (untrained)"
             ax.plot(grp[x], grp[y], markersize=7, label=label, **style)
         ax.set_xlabel(xlabel)
@@ -238,9 +364,9 @@ def plot_curves(summary: pd.DataFrame, out_dir: Path, *, xlim=(200, 1200), title
     return paths
 
 
-def _markdown(summary: pd.DataFrame, meta: dict) -> str:
+def _markdown(summary: pd.DataFrame, table: pd.DataFrame, meta: dict) -> str:
     cols = ["method", "n_segments", "sp", *SUMMARY_METRICS, "seconds_per_image"]
-    table = summary[cols].rename(columns={"n_segments": "K requested", "sp": "K actual",
+    shown = summary[cols].rename(columns={"n_segments": "K requested", "sp": "K actual",
                                           "seconds_per_image": "s / image",
                                           **{k: v[0] for k, v in SUMMARY_METRICS.items()}})
     formats = {"K actual": ".1f", "s / image": ".3f", **{v[0]: v[1] for v in SUMMARY_METRICS.values()}}
@@ -256,28 +382,64 @@ def _markdown(summary: pd.DataFrame, meta: dict) -> str:
         f"Boundary tolerance: {meta['tolerance']}. Ground truths: {meta['gt_protocol']}.",
         "",
     ]
-    if "sin_weights" in meta:
-        w = meta["sin_weights"]
-        lines += [f"**SIN weights: {w['note']}.**" + ("" if w["trained"] else
-                  " SIN numbers below are those of a randomly initialised network, not of the method."), ""]
-    lines += [markdown_table(table, formats), "",
+    for info in meta.get("untrained", []):
+        lines += [(f"**{info}: no trained weights; its numbers below are those of a randomly initialised "
+                   "network, not of the method.**"), ""]
+    lines += [markdown_table(shown, formats), "",
               "## Like for like: every method at the same actual number of superpixels", "",
-              "Each method's curve read at K actual = " + " / ".join(str(k) for k in MATCHED_AT)
-              + " by linear interpolation between its two nearest measured sizes (the rows above are at "
-              "equal *requested* K, where the method that over-shoots the count looks better). "
-              "Also in `matched.csv`.", "",
-              _matched_markdown(matched(summary)), "",
-              ("Columns: K actual = mean number of superpixels produced (x axis of the curves); "
+              ("Each method's curve read at K actual = " + " / ".join(str(k) for k in MATCHED_AT)
+               + " by linear interpolation between its two nearest measured sizes (the rows above are at "
+               "equal *requested* K, where the method that over-shoots the count looks better). "
+               "Also in `matched.csv`."), "",
+              _matched_markdown(table), ""]
+    if any(c.endswith(f"_diff_vs_{REFERENCE}") for c in table.columns):
+        lines += [f"### Paired differences to {REFERENCE.upper()} (bootstrap over images)", "",
+                  (f"Method minus {REFERENCE.upper()} at the same actual K, with a 95 % paired bootstrap interval "
+                  "(10000 resamples of the images, seed 0; per image the value is interpolated between the same "
+                  "two measured sizes as the curve above, images weighted as in the mean, so the difference is "
+                  "exactly that of the table above). Each cell: difference [95 % interval], whether the interval "
+                  "excludes 0 (where it includes 0 the data show no difference), and n/N: on how many of the "
+                  f"N images the method's value is above {REFERENCE.upper()}'s (higher is better for ASA and BR; "
+                  "CO is compactness). Empty: K outside a curve's measured range. Columns "
+                  f"`<metric>@<K>_diff_vs_{REFERENCE}`, `_lo`, `_hi`, `<metric>@<K>_n_better` in `matched.csv`."),
+                  "", _paired_markdown(table), ""]
+    lines += [("Columns: K actual = mean number of superpixels produced (x axis of the curves); "
               "BR/BP = boundary recall / the benchmark's boundary precision; UE = 1 - ASA (the benchmark's "
               "`ue`); UE_NP = Neubert-Protzel UE (Stutz et al.'s UE); EV on 8-bit colours; "
               "s / image = median single-thread provider time per image, measured inside the "
               f"{meta['processes']} parallel workers (noisy; see results/runtime.md for timings)."), "",
               "Plots: `asa_vs_k.png`, `co_vs_k.png`, `br_bp.png`, `fig5.png`. Raw rows: `pairs.csv.gz`.", "",
-              "Label-map cache tags (method@[SIN weights-]provider source digest[@params digest]): "
-              + ", ".join(f"`{t}`" for t in meta["tags"].values()), "",
-              f"Command: `{meta['command']}`", "",
-              f"Machine: {meta['machine']}", ""]
+              PROVENANCE, "", meta["provenance"], ""]
     return "\n".join(lines)
+
+
+#: Heading of quality.md's last section (carried over when re-summarizing with --from-pairs).
+PROVENANCE = "## Provenance"
+#: Provenance lines of quality.md files written before that section existed.
+_LEGACY_PROVENANCE = ("**SIN weights", "Label-map cache tags", "Command:", "Machine:")
+
+
+def _provenance(providers: list, meta: dict) -> str:
+    rows = [{"method": label, "cache tag": info["tag"], "weights": info["weights"] or "",
+             "weights sha256": info["sha256"] or ("none: UNTRAINED" if info["trained"] is False else "")}
+            for label, info in zip(meta["labels"], (provider_info(p) for p in providers))]
+    return "\n".join([
+        ("Providers (cache tag = name and fingerprint over parameters, code and weights; label maps in the "
+         "shared label-map cache, checked against each image's pixels):"), "",
+        markdown_table(pd.DataFrame(rows)), "",
+        f"Command: `{meta['command']}`", "",
+        f"Machine: {meta['machine']}"])
+
+
+def _old_provenance(md: Path) -> str | None:
+    """The provenance part of an earlier quality.md (what produced its pairs), or None."""
+    if not md.is_file():
+        return None
+    text = md.read_text()
+    if PROVENANCE in text:
+        return text.split(PROVENANCE, 1)[1].strip()
+    kept = [line for line in text.splitlines() if line.startswith(_LEGACY_PROVENANCE)]
+    return "\n\n".join(kept) or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,40 +451,109 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", type=Path, default=None, help="dataset folder (default: env / shared data)")
     p.add_argument("--images", type=Path, help="--dataset folder: image folder")
     p.add_argument("--labels", type=Path, help="--dataset folder: label-map folder")
-    p.add_argument("--methods", nargs="+", default=["slic", "snic", "ers", "sin", "grid"])
-    p.add_argument("--sizes", nargs="+", type=int, default=list(DEFAULT_SIZES))
-    p.add_argument("--limit", type=int, default=None, help="only the first N images (sorted ids)")
+    add_provider_args(p, default=("slic", "snic", "ers", "sin", "grid"))
+    p.add_argument("--n-segments", nargs="+", type=positive_int, default=list(DEFAULT_SIZES), metavar="K",
+                   help="requested numbers of superpixels (the curves' points)")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N images (sorted ids)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default results/<dataset>)")
-    p.add_argument("--cache", type=Path, default=REPO / "cache", help="label-map cache root")
-    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--cache", type=Path, default=None,
+                   help="label-map cache root (default: <cache root>/labels, $SIN_CACHE_DIR)")
+    p.add_argument("--recompute", action="store_true", help="ignore cached label maps (they are overwritten)")
+    p.add_argument("--processes", type=positive_int, default=2)
     p.add_argument("--aggregate", default="mean", choices=("mean", "worst", "best"))
     p.add_argument("--tolerance", type=int, default=None, help="boundary tolerance radius (default 0.0025 x diagonal)")
-    p.add_argument("--gt-max-segments", type=int, default=None,
+    p.add_argument("--gt-max-segments", type=positive_int, default=None,
                    help="merge GT segments beyond this many into the first (SIN's conversion: 50); BSDS500 only")
-    p.add_argument("--sin-weights", default=None, help="SIN weights file or 'untrained' (default: shipped weights)")
-    p.add_argument("--params", type=json.loads, default={},
-                   help='per-method parameters as JSON, e.g. \'{"slic": {"compactness": 20}}\'')
-    p.add_argument("--skip-unavailable", action="store_true", help="drop unregistered methods instead of failing")
+    p.add_argument("--from-pairs", type=Path, default=None, metavar="PATH",
+                   help="re-summarize an earlier run's pairs.csv.gz (file or its folder) without running any "
+                        "provider: rewrite quality.csv, matched.csv, quality.md and the plots in --out (default: "
+                        "the folder of PATH); the dataset/protocol flags should describe that run")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plots", action="store_true", help="tables only (plots take a few seconds)")
-    p.add_argument("--recompute", action="store_true", help="ignore cached label maps (they are overwritten)")
     return p
+
+
+def _protocol_meta(args) -> dict:
+    return {"dataset_label": f"{args.dataset} ({args.split})" if args.dataset != "folder" else str(args.images),
+            "aggregate": args.aggregate, "limit": args.limit, "processes": args.processes,
+            "gt_protocol": ("as stored (all segments)" if args.gt_max_segments is None else
+                            f"SIN conversion, segments beyond {args.gt_max_segments} merged into the first"),
+            "tolerance": (f"{args.tolerance} px" if args.tolerance is not None
+                          else "round(0.0025 x image diagonal) px (1 px on BSDS500), square window")}
+
+
+def _write_outputs(pairs: pd.DataFrame, summary: pd.DataFrame, out: Path, meta: dict, *, plots: bool) -> None:
+    """matched.csv (with the paired intervals when SIN ran), quality.md and the plots."""
+    table = matched(summary)
+    if REFERENCE in set(summary["method"]):
+        paired = paired_vs_reference(pairs, summary, mode=meta["aggregate"])
+        table = table.merge(paired, on="method", how="left", sort=False)
+    write_csv(table, out / "matched.csv", float_format="%.6g")
+    write_text(out / "quality.md", _markdown(summary, table, meta))
+    if plots:
+        plot_curves(summary, out, title=f"{meta['dataset_label']}, {meta['n_images']} images")
+
+
+def _n_pairs(pairs: pd.DataFrame) -> int:
+    return int(pairs.groupby(["method", "n_segments"]).size().iloc[0])
+
+
+def resummarize(args) -> pd.DataFrame:
+    """``--from-pairs``: the tables, intervals and plots of an earlier run, from its raw rows."""
+    src = args.from_pairs / "pairs.csv.gz" if args.from_pairs.is_dir() else args.from_pairs
+    if not src.is_file():
+        raise SystemExit(f"error: --from-pairs: no such file: {src}")
+    out = args.out or src.parent
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = pd.read_csv(src, dtype={"image": str, "method": str})
+    missing = {"method", "n_segments", "image", "sp", "seconds", *MATCHED_METRICS} - set(pairs.columns)
+    if missing:
+        raise SystemExit(f"error: --from-pairs: {src} lacks the column(s) {', '.join(sorted(missing))}")
+    summary = summarize(pairs, args.aggregate)
+    old_csv = src.parent / "quality.csv"
+    if old_csv.is_file():  # which weights ran is not in the raw rows: keep what the run recorded
+        old = pd.read_csv(old_csv, dtype=str, keep_default_na=False)
+        keep = [c for c in ("weights", "weights_trained") if c in old.columns]
+        if keep:
+            old = old[["method", "n_segments", *keep]].assign(n_segments=lambda d: d["n_segments"].astype(int))
+            summary = summary.merge(old, on=["method", "n_segments"], how="left", sort=False)
+    summary["aggregate"] = args.aggregate
+    write_csv(summary, out / "quality.csv", float_format="%.6g")
+    if out.resolve() != src.parent.resolve():
+        shutil.copyfile(src, out / "pairs.csv.gz")
+    before = _old_provenance(src.parent / "quality.md")
+    meta = _protocol_meta(args)
+    meta.update(n_images=int(pairs["image"].nunique()), n_pairs=_n_pairs(pairs),
+                provenance=f"Tables re-summarized from `{src.name}` by `{command_line()}` (no label map "
+                           "recomputed). The run that produced the rows:\n\n" + (before or "(not recorded)"))
+    if "weights_trained" in summary:
+        meta["untrained"] = sorted(set(summary.loc[summary["weights_trained"].astype(str) == "False", "method"]))
+    _write_outputs(pairs, summary, out, meta, plots=not args.no_plots)
+    print(f"re-summarized {len(pairs)} rows of {src}; results in {out}", file=sys.stderr)
+    return summary
 
 
 def main(argv=None) -> pd.DataFrame:
     """Run the benchmark; returns the summary table (also written to ``<out>/quality.csv``)."""
     from sin.datasets import load_dataset
+    from sin.paths import cache_root
     from sin.providers import get_provider, parallel_map, process_pool
 
     args = build_parser().parse_args(argv)
-    methods = resolve_methods(args.methods, skip_unavailable=args.skip_unavailable)
-    sizes = list(dict.fromkeys(args.sizes))
-    if any(s < 1 for s in sizes):
-        raise SystemExit("error: --sizes must be positive")
-    if args.limit is not None and args.limit < 1:
-        raise SystemExit("error: --limit must be positive")
-    if not isinstance(args.params, dict):
-        raise SystemExit("error: --params must be a JSON object {method: {param: value}}")
+    if args.from_pairs is not None:
+        return resummarize(args)
+    providers = resolve_providers(args.providers, skip_unavailable=args.skip_unavailable)
+    texts: dict = {}  # provider -> the CLI text that names it (what the workers resolve)
+    for text in args.providers:
+        try:
+            texts.setdefault(get_provider(text), text)
+        except ValueError:  # reported (or skipped) by resolve_providers
+            pass
+    labels = [p.spec_string() for p in providers]
+    if len(set(labels)) != len(labels):
+        raise SystemExit("error: two providers share the name " + ", ".join(
+            sorted({x for x in labels if labels.count(x) > 1})) + " (the 'method' column could not tell them apart)")
+    sizes = list(dict.fromkeys(args.n_segments))
 
     # dataset (opened here for the ids; every worker opens its own copy)
     kwargs = {}
@@ -330,10 +561,10 @@ def main(argv=None) -> pd.DataFrame:
         if args.images is None or args.labels is None:
             raise SystemExit("error: --dataset folder needs --images DIR and --labels DIR")
         kwargs.update(images=str(args.images.resolve()), labels=str(args.labels.resolve()))
-        dataset_key = f"folder-{args.images.resolve().name}"
+        group = f"folder-{args.images.resolve().name}"
     else:
         kwargs.update(root=str(args.data_root.resolve()) if args.data_root else None, split=args.split)
-        dataset_key = f"{args.dataset}-{args.split}"
+        group = f"{args.dataset}-{args.split}"
     if args.gt_max_segments is not None:
         if args.dataset != "bsds500":
             raise SystemExit("error: --gt-max-segments applies to --dataset bsds500 only")
@@ -347,53 +578,39 @@ def main(argv=None) -> pd.DataFrame:
     ids = [ds.ids[i] for i in indices]
     out = args.out or REPO / "results" / args.dataset
     out.mkdir(parents=True, exist_ok=True)
+    root = args.cache if args.cache is not None else cache_root() / "labels"
 
-    # per-method parameters and cache tags (SIN: which weights)
-    meta = {"dataset_label": f"{args.dataset} ({args.split})" if args.dataset != "folder" else str(args.images),
-            "aggregate": args.aggregate, "limit": args.limit, "processes": args.processes,
-            "command": command_line(), "machine": None,
-            "gt_protocol": ("as stored (all segments)" if args.gt_max_segments is None else
-                            f"SIN conversion, segments beyond {args.gt_max_segments} merged into the first"),
-            "tolerance": (f"{args.tolerance} px" if args.tolerance is not None
-                          else "round(0.0025 x image diagonal) px (1 px on BSDS500), square window")}
-    params, tags = {}, {}
-    for m in methods:
-        params[m] = dict(args.params.get(m, {}))
-        extra = None
-        if m == "sin":
-            info = sin_weights_info(args.sin_weights)
-            meta["sin_weights"] = info
-            params[m].setdefault("weights", "untrained" if info["file"] is None else args.sin_weights)
-            extra = info["tag"]
+    meta = _protocol_meta(args)
+    meta.update(command=command_line(), labels=labels)
+    infos = {label: provider_info(p) for label, p in zip(labels, providers)}
+    meta["untrained"] = [label for label, info in infos.items() if info["trained"] is False]
+    for info in infos.values():
+        if info["weights"] is not None or info["trained"] is False:
             print(info["note"], file=sys.stderr)
-        user = {k: v for k, v in params[m].items() if k != "weights"}
-        # the provider's source file digest: editing a provider never reuses its old maps
-        code = file_sha256(inspect.getsourcefile(get_provider(m).fn), 8)
-        tags[m] = params_tag(m, user, "-".join(filter(None, [extra, code])))
 
     all_rows: list = []
     summary = pd.DataFrame()
     n_cached = n_computed = 0
     pool = process_pool(args.processes) if args.processes > 1 else None
     try:
-        for m in methods:
+        for label, provider in zip(labels, providers):
             for size in sizes:
-                jobs = [{"dataset": spec, "index": i, "method": m, "size": size, "params": params[m],
-                         "tolerance": args.tolerance, "recompute": args.recompute,
-                         "cache_file": str(args.cache / dataset_key / tags[m] / str(size) / f"{image_id}.npz")}
-                        for i, image_id in zip(indices, ids)]
+                jobs = [{"dataset": spec, "index": i, "provider": texts[provider], "label": label, "size": size,
+                         "tolerance": args.tolerance, "recompute": args.recompute, "cache_root": str(root),
+                         "group": group}
+                        for i in indices]
                 results = parallel_map(evaluate_image, jobs, processes=args.processes, executor=pool,
-                                       desc=f"{m} K={size}", progress=not args.no_progress)
+                                       desc=f"{label} K={size}", progress=not args.no_progress)
                 for r in results:
                     all_rows.extend(r["rows"])
                     n_cached += r["cached"]
                     n_computed += not r["cached"]
                 pairs = pd.DataFrame(all_rows)
                 summary = summarize(pairs, args.aggregate)
-                if "sin_weights" in meta:
-                    w = meta["sin_weights"]
-                    summary["weights"] = np.where(summary["method"] == "sin", w["file"] or "untrained", "")
-                    summary["weights_trained"] = [w["trained"] if m == "sin" else None for m in summary["method"]]
+                if any(info["trained"] is not None for info in infos.values()):
+                    summary["weights"] = [(infos[m]["weights"] or "untrained") if infos[m]["trained"] is not None
+                                          else "" for m in summary["method"]]
+                    summary["weights_trained"] = [infos[m]["trained"] for m in summary["method"]]
                 summary["aggregate"] = args.aggregate
                 # interim results after every setting: an interrupted run still leaves tables
                 write_csv(summary, out / "quality.csv", float_format="%.6g")
@@ -402,13 +619,11 @@ def main(argv=None) -> pd.DataFrame:
         if pool is not None:
             pool.shutdown()
 
-    meta.update(tags=tags, n_images=len(ids), n_pairs=int(pairs.groupby(["method", "n_segments"]).size().iloc[0]),
+    meta.update(n_images=len(ids), n_pairs=_n_pairs(pairs),
                 machine=", ".join(f"{k}={v}" for k, v in machine_info().items()))
-    write_csv(matched(summary), out / "matched.csv", float_format="%.6g")
-    write_text(out / "quality.md", _markdown(summary, meta))
-    if not args.no_plots:
-        plot_curves(summary, out, title=f"{meta['dataset_label']}, {len(ids)} images")
-    print(f"{len(ids)} images x {len(methods)} methods x {len(sizes)} sizes: {n_computed} label maps computed, "
+    meta["provenance"] = _provenance(providers, meta)
+    _write_outputs(pairs, summary, out, meta, plots=not args.no_plots)
+    print(f"{len(ids)} images x {len(providers)} providers x {len(sizes)} sizes: {n_computed} label maps computed, "
           f"{n_cached} from cache; results in {out}", file=sys.stderr)
     return summary
 

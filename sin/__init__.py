@@ -5,6 +5,16 @@
 >>> labels = sin.get_provider("slic")(image, n_segments=600)  # any registered method
 """
 
+import sys as _sys
+
+if "torch" not in _sys.modules:
+    # Before torch starts its OpenMP runtime: idle threads sleep instead of spinning, so SIN
+    # does not slow down 10x next to a busy process (results/sin_speed.md, sin.threads).
+    # setdefault: an explicit OMP_WAIT_POLICY / KMP_BLOCKTIME in the environment wins.
+    from .threads import configure as _configure_threads
+
+    _configure_threads(passive=True)
+
 from . import providers
 
 from .checkpoint import DEFAULT_WEIGHTS, UntrainedWarning, load_model, save_weights
@@ -25,6 +35,7 @@ __all__ = [
     "Provider",
     "available_providers",
     "get_provider",
+    "providers",
     "register_provider",
     "DEFAULT_WEIGHTS",
     "SINNet",

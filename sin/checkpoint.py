@@ -54,7 +54,19 @@ def load_torch_file(path, what: str, *, weights_only: bool = True, map_location=
         return torch.load(path, map_location=map_location, weights_only=weights_only)
     except Exception as exc:  # pickle, zip and truncation errors differ between torch versions
         raise ValueError(f"cannot read {what} {path}: corrupted or not a torch file "
-                         f"({type(exc).__name__}: {exc})") from None
+                         f"({type(exc).__name__}: {_torch_error_detail(exc)})") from None
+
+
+def _torch_error_detail(exc: Exception) -> str:
+    """The cause in torch's message, on one line, without its advice to load with
+    ``weights_only=False`` (arbitrary code execution: never the fix for a broken weights file)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+        text = text.split("Please use", 1)[0].split("Check the documentation", 1)[0]
+    elif "weights_only" in text:
+        text = "not a plain tensor file"
+    return " ".join(text.split()) or type(exc).__name__
 
 
 def save_weights(model: SINNet, path, meta: dict | None = None) -> None:

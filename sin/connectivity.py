@@ -22,6 +22,14 @@ __all__ = [
 def relabel_sequential(labels: np.ndarray) -> np.ndarray:
     """Map the label values present to ``0..K-1`` (in increasing order of value), as int32."""
     labels = np.asarray(labels)
+    if labels.size and np.issubdtype(labels.dtype, np.integer):
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo >= 0 and hi < 4 * labels.size + 1024:
+            # linear time (np.unique sorts: 1.4 s on a 12 MP map): count, then a lookup table
+            present = np.bincount(labels.ravel(), minlength=hi + 1) > 0
+            if present.all():
+                return labels.astype(np.int32)  # a new array, as in every other case
+            return (np.cumsum(present) - 1).astype(np.int32)[labels]
     uniq, inv = np.unique(labels, return_inverse=True)
     return inv.reshape(labels.shape).astype(np.int32)
 
@@ -68,6 +76,10 @@ def enforce_connectivity(labels: np.ndarray) -> tuple[np.ndarray, int]:
         Number of pixels whose label was changed by the repair.
     """
     labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.size == 0:
+        raise ValueError(f"enforce_connectivity needs a non-empty 2-D label map, got shape {labels.shape}")
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"enforce_connectivity needs integer labels, got {labels.dtype}")
     lab = relabel_sequential(labels)
     comp, n_comp = connected_components(lab)
     n_labels = int(lab.max()) + 1

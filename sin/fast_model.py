@@ -52,7 +52,7 @@ class FastSIN(nn.Module):
 
     @classmethod
     @torch.no_grad()
-    def from_model(cls, model: SINNet) -> "FastSIN":
+    def from_model(cls, model: SINNet) -> FastSIN:
         fused = fuse_for_inference(model)
         self = cls()
         p = lambda t: nn.Parameter(t.detach().clone(), requires_grad=False)  # noqa: E731

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_float_rgb", "as_uint8_rgb", "as_float_batch", "check_n_segments", "check_labels"]
+__all__ = ["as_float_rgb", "rgb_view", "as_uint8_rgb", "as_float_batch", "check_n_segments", "check_labels"]
 
 
 def _to_unit_float(arr: np.ndarray, what: str) -> np.ndarray:
@@ -32,29 +32,19 @@ def _to_unit_float(arr: np.ndarray, what: str) -> np.ndarray:
                 "(pass uint8 for 0..255 data)"
             )
         return np.clip(arr, 0.0, 1.0)
-    raise ValueError(
-        f"unsupported {what} dtype {arr.dtype}; use uint8, uint16, bool or float in [0, 1]"
-    )
+    raise ValueError(_DTYPE_ERROR.format(what=what, dtype=arr.dtype))
 
 
-def as_float_rgb(image, *, channel_axis: int | None = -1, min_pixels: int = 2) -> np.ndarray:
-    """Validate an image and return it as a C-contiguous ``(H, W, 3)`` float32 array in [0, 1].
+_DTYPE_ERROR = "unsupported {what} dtype {dtype}; use uint8, uint16, bool or float in [0, 1]"
 
-    Parameters
-    ----------
-    image : array_like
-        ``(H, W)`` grayscale, or ``(H, W, C)`` with C in {1, 3, 4} (RGBA: alpha is dropped).
-        uint8 (0..255), uint16, bool or float in [0, 1].
-    channel_axis : int or None, optional
-        Axis of the colour channels; ``None`` means the image is grayscale.
-    min_pixels : int, optional
-        Smallest accepted number of pixels (a one-pixel image has no superpixel structure).
 
-    Raises
-    ------
-    ValueError
-        Wrong number of dimensions or channels, unsupported dtype, NaN/inf, float values outside
-        [0, 1], or fewer than ``min_pixels`` pixels.
+def rgb_view(image, *, channel_axis: int | None = -1, min_pixels: int = 2) -> np.ndarray:
+    """Check an image's shape and dtype; return it as ``(H, W, 3)`` **without** converting values.
+
+    The structural half of :func:`as_float_rgb` (same checks, same messages) for callers that
+    convert the values themselves (SIN keeps uint8 until its resize): a view where possible
+    (RGBA loses alpha by slicing, channel-first input is ``np.moveaxis``-ed), a 3x repeat for
+    grayscale. Value checks (NaN/inf, the [0, 1] range of float images) are the caller's job.
     """
     if hasattr(image, "detach") and hasattr(image, "cpu"):  # a torch tensor given to the numpy API
         image = image.detach().cpu().numpy()
@@ -84,12 +74,36 @@ def as_float_rgb(image, *, channel_axis: int | None = -1, min_pixels: int = 2) -
         raise ValueError(f"image is empty (shape {np.shape(image)})")
     if h * w < min_pixels:
         raise ValueError(f"image has {h * w} pixel(s); at least {min_pixels} are needed")
-    arr = _to_unit_float(arr, "image")
+    if not (arr.dtype in (np.uint8, np.uint16, np.bool_) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(_DTYPE_ERROR.format(what="image", dtype=arr.dtype))
     if arr.shape[-1] == 4:
         arr = arr[..., :3]
     elif arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
-    return np.ascontiguousarray(arr)
+    return arr
+
+
+def as_float_rgb(image, *, channel_axis: int | None = -1, min_pixels: int = 2) -> np.ndarray:
+    """Validate an image and return it as a C-contiguous ``(H, W, 3)`` float32 array in [0, 1].
+
+    Parameters
+    ----------
+    image : array_like
+        ``(H, W)`` grayscale, or ``(H, W, C)`` with C in {1, 3, 4} (RGBA: alpha is dropped).
+        uint8 (0..255), uint16, bool or float in [0, 1].
+    channel_axis : int or None, optional
+        Axis of the colour channels; ``None`` means the image is grayscale.
+    min_pixels : int, optional
+        Smallest accepted number of pixels (a one-pixel image has no superpixel structure).
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions or channels, unsupported dtype, NaN/inf, float values outside
+        [0, 1], or fewer than ``min_pixels`` pixels.
+    """
+    arr = rgb_view(image, channel_axis=channel_axis, min_pixels=min_pixels)
+    return np.ascontiguousarray(_to_unit_float(arr, "image"))
 
 
 def as_uint8_rgb(image, *, channel_axis: int | None = -1, min_pixels: int = 2) -> np.ndarray:

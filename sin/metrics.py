@@ -39,6 +39,7 @@ Conventions
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -299,9 +300,13 @@ def boundary_tolerance(shape, fraction: float = DEFAULT_TOLERANCE_FRACTION) -> i
 def _resolve_tolerance(tolerance, shape) -> int:
     if tolerance is None:
         return boundary_tolerance(shape)
-    if isinstance(tolerance, (bool, np.bool_)) or not float(tolerance).is_integer() or tolerance < 0:
+    # only real numbers: a string such as "2" would otherwise fail later with a TypeError
+    if (isinstance(tolerance, (bool, np.bool_)) or not isinstance(tolerance, (numbers.Real, np.number))
+            or not np.isfinite(float(tolerance)) or not float(tolerance).is_integer() or tolerance < 0):
         raise ValueError(f"tolerance must be a non-negative integer radius in pixels (or None), got {tolerance!r}")
-    return int(tolerance)
+    # a window of radius max(H, W) already covers the whole image from any pixel: larger radii give
+    # the same result, and clamping keeps e.g. 10**12 from allocating a (2r+1)-wide filter
+    return min(int(tolerance), max(int(v) for v in shape[:2]))
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
@@ -681,7 +686,17 @@ def aggregate(df: pd.DataFrame, mode: str = "mean", *, by: str = "image") -> pd.
     if by not in df.columns:
         raise ValueError(f"mode={mode!r} needs the image column {by!r}")
     worst = mode == "worst"
-    grouped = df.groupby(by, sort=False)
+    keys = df[by]
+    if keys.isna().any():
+        # rows of evaluate() without an image_id: groupby would drop them all (every metric NaN).
+        # evaluate() numbers each image's ground truths 0, 1, ...: a 0 starts the next image.
+        if "ground_truth" not in df.columns:
+            raise ValueError(f"mode={mode!r}: some rows have no {by!r} value and there is no 'ground_truth' "
+                             "column to tell the images apart (pass image_id= to evaluate)")
+        block = (df["ground_truth"].to_numpy() == 0).cumsum()
+        keys = pd.Series([k if not pd.isna(k) else ("<unnamed>", int(b)) for k, b in zip(keys, block)],
+                         index=df.index)
+    grouped = df.groupby(keys, sort=False)
     per_image = {}
     for c in cols:
         if c in HIGHER_IS_BETTER:

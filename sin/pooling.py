@@ -42,10 +42,14 @@ class Assignment:
                 f"index and weight must both be (B, S, H, W); got {tuple(self.index.shape)} "
                 f"and {tuple(self.weight.shape)}"
             )
+        if 0 in self.index.shape:  # nothing to pool: every later step would fail obscurely
+            raise ValueError(f"an Assignment needs a non-empty (B, S, H, W) index, got shape {tuple(self.index.shape)}")
+        if isinstance(self.num_superpixels, bool) or int(self.num_superpixels) < 1:
+            raise ValueError(f"num_superpixels must be >= 1, got {self.num_superpixels!r}")
 
     @classmethod
     def from_labels(cls, labels: torch.Tensor, num_superpixels: int | None = None,
-                    dtype: torch.dtype = torch.float32) -> "Assignment":
+                    dtype: torch.dtype = torch.float32) -> Assignment:
         """Hard assignment from a ``(B, H, W)`` or ``(H, W)`` integer label tensor."""
         if not isinstance(labels, torch.Tensor):
             labels = torch.as_tensor(labels)
@@ -55,7 +59,9 @@ class Assignment:
             labels = labels.unsqueeze(0)
         if labels.ndim != 3:
             raise ValueError(f"labels must be (B, H, W) or (H, W), got shape {tuple(labels.shape)}")
-        if labels.numel() and int(labels.min()) < 0:
+        if labels.numel() == 0:
+            raise ValueError(f"labels are empty (shape {tuple(labels.shape)}): no pixel to assign")
+        if int(labels.min()) < 0:
             raise ValueError("labels must be non-negative")
         k = int(labels.max()) + 1 if num_superpixels is None else int(num_superpixels)
         if labels.numel() and int(labels.max()) >= k:

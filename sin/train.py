@@ -28,10 +28,11 @@ DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 writes all outputs.
 
 from __future__ import annotations
 
-import argparse
 import csv
+import hashlib
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -40,13 +41,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .argtypes import number as _number
 from .checkpoint import atomic_torch_save, load_torch_file, save_weights
 from .geometry import network_size
 from .inference import normalize_image
 from .loss import sin_loss
 from .model import SINNet
 
-__all__ = ["TrainConfig", "PRESETS", "TrainingSet", "train", "add_train_parser", "load_bsds500_training"]
+__all__ = ["TrainConfig", "PRESETS", "TrainingSet", "train", "add_train_parser", "load_bsds500_training",
+           "bsds500_training_identity"]
 
 
 @dataclass
@@ -74,8 +77,22 @@ class TrainConfig:
     def __post_init__(self):
         if self.crop < 17:
             raise ValueError(f"crop must be >= 17 (two seeds per side), got {self.crop}")
-        if self.batch_size < 1 or self.iterations < 1:
-            raise ValueError("batch_size and iterations must be >= 1")
+        for name in ("batch_size", "iterations", "checkpoint_every", "snapshot_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        # gamma <= 0 or > 1 would turn a learning-rate *decay* into a sign flip (gradient ascent) or growth
+        if not (isinstance(self.gamma, (int, float)) and 0 < self.gamma <= 1):
+            raise ValueError(f"gamma (learning-rate factor at each milestone) must be in (0, 1], got {self.gamma!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
+                and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a non-negative number, got {self.weight_decay!r}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be a positive integer or None, got {self.threads!r}")
         if self.loss not in ("logits", "probabilities"):
             raise ValueError(f"loss must be 'logits' or 'probabilities', got {self.loss!r}")
         self.milestones = tuple(int(m) for m in self.milestones)  # ints: the original code's
@@ -119,17 +136,29 @@ class TrainingSet:
     segmentations : list of lists of (H, W) integer arrays
         One list of human annotations per image; every annotation is one sample.
     device : torch.device
+    identity : dict, optional
+        What the data is (e.g. :func:`bsds500_training_identity`: dataset root and a fingerprint
+        of its files); stored in checkpoints so that ``--resume`` refuses a different training
+        set. Default: ``{"fingerprint": <digest of the pixels and labels>}``.
     """
 
-    def __init__(self, images, segmentations, device="cpu"):
+    def __init__(self, images, segmentations, device="cpu", *, identity: dict | None = None):
         if len(images) != len(segmentations) or not images:
             raise ValueError("need one (non-empty) list of segmentations per image")
         self.device = torch.device(device)
         self.images, self.labels, self.samples = [], [], []
+        digest = hashlib.blake2b(digest_size=16) if identity is None else None
         for i, (img, segs) in enumerate(zip(images, segmentations)):
             img = np.asarray(img)
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"training image {i} must be (H, W, 3) uint8, got {img.dtype} {img.shape}")
+            if digest is not None:
+                digest.update(f"{img.shape}".encode())
+                digest.update(np.ascontiguousarray(img).data)
+                for seg in segs:
+                    seg = np.ascontiguousarray(seg, dtype=np.int32)
+                    digest.update(f"{seg.shape}".encode())
+                    digest.update(seg.data)
             self.images.append(torch.tensor(img).permute(2, 0, 1).contiguous().to(self.device))
             stack = []
             for seg in segs:
@@ -141,6 +170,7 @@ class TrainingSet:
                 raise ValueError(f"image {i} has no segmentation")
             self.labels.append(torch.stack(stack).to(self.device))
             self.samples.extend((i, t) for t in range(len(stack)))
+        self.identity = dict(identity) if identity is not None else {"fingerprint": digest.hexdigest()}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -193,9 +223,13 @@ def load_bsds500_training(root=None, splits=("train", "val"), limit: int | None 
     """
     from .datasets.bsds500 import BSDS500
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    # open (and so check) every split before decoding a single image: a missing split or
+    # ground-truth file must fail in a second, not after minutes of loading
+    datasets = [BSDS500(root, split=split) for split in splits]
     images, segs, ids = [], [], []
-    for split in splits:
-        ds = BSDS500(root, split=split)
+    for ds in datasets:
         n = len(ds) if limit is None else min(limit, len(ds))
         for k in range(n):
             image_id, image, gts = ds[k]
@@ -203,6 +237,29 @@ def load_bsds500_training(root=None, splits=("train", "val"), limit: int | None 
             segs.append(gts)
             ids.append(image_id)
     return images, segs, ids
+
+
+def bsds500_training_identity(root=None, splits=("train", "val"), limit: int | None = None) -> dict:
+    """What :func:`load_bsds500_training` would load, without decoding it: the dataset root and a
+    sha256 over the relative paths and sizes of its image and ground-truth files.
+
+    Recorded in training checkpoints; ``--resume`` refuses a checkpoint made on other data.
+    """
+    from .datasets.bsds500 import BSDS500
+
+    h = hashlib.sha256()
+    root_path = None
+    n_images = 0
+    for split in splits:
+        ds = BSDS500(root, split=split)
+        root_path = ds.root
+        n = len(ds) if limit is None else min(limit, len(ds))
+        for k in range(n):
+            for f in (ds.image_path(k), ds.ground_truth_path(k)):
+                h.update(f"{f.relative_to(ds.root).as_posix()}\t{f.stat().st_size}\n".encode())
+        n_images += n
+    return {"root": str(Path(root_path).resolve()) if root_path else None, "splits": list(splits),
+            "limit": limit, "images": n_images, "fingerprint": h.hexdigest()}
 
 
 def _param_groups(model, weight_decay):
@@ -225,12 +282,62 @@ def _dist_info():
     return world, rank
 
 
-def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False, device="cpu",
-          progress: bool = True, on_step=None) -> SINNet:
+def run_files(out_dir) -> list[Path]:
+    """The files of a training run in ``out_dir`` (checkpoint, log, weights, snapshots)."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    named = [out / n for n in ("checkpoint.pt", "log.csv", "weights.pt")]
+    return [p for p in named if p.exists()] + sorted(out.glob("step_*.pt"))
+
+
+def prepare_run_dir(out_dir, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Check (and create) a run folder before any work starts.
+
+    An existing run is never silently replaced: without ``resume`` a folder holding
+    ``checkpoint.pt``, ``log.csv``, ``weights.pt`` or ``step_*.pt`` is refused unless
+    ``overwrite`` (which deletes those files first, so no stale snapshot survives).
+    """
+    out = Path(out_dir)
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    if resume:
+        if not (out / "checkpoint.pt").is_file():
+            raise FileNotFoundError(f"--resume: training checkpoint not found: {out / 'checkpoint.pt'}")
+        return out
+    existing = run_files(out)
+    if existing:
+        if not overwrite:
+            names = ", ".join(p.name for p in existing[:4]) + (", ..." if len(existing) > 4 else "")
+            raise ValueError(f"--out {out} already holds a training run ({names}); pass --resume to continue "
+                             "it or --overwrite to delete it and start over")
+        for p in existing:
+            p.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"--out {out} is not a writable folder ({exc.strerror or exc})") from None
+    return out
+
+
+_CHECKPOINT_KEYS = ("model", "optimizer", "iteration", "config", "rng")
+
+
+def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False, overwrite: bool = False,
+          device="cpu", progress: bool = True, on_step=None) -> SINNet:
     """Train a SIN network; returns the trained model (eval mode).
 
     Writes ``checkpoint.pt`` (resumable), ``log.csv``, ``step_<k>.pt`` snapshots and the final
     ``weights.pt`` (inference weights, loadable by :func:`sin.checkpoint.load_model`) to ``out_dir``.
+
+    ``out_dir`` must not hold a run already unless ``resume`` (continue it; the checkpoint must
+    come from the same configuration and the same training data, ``data.identity``) or
+    ``overwrite`` (delete its files and start over): see :func:`prepare_run_dir`.
     """
     from tqdm import tqdm
 
@@ -240,8 +347,7 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run_dir(out_dir, resume=resume, overwrite=overwrite) if rank == 0 else Path(out_dir)
     torch.manual_seed(cfg.seed)
     model = SINNet().to(device).train()
     optim = torch.optim.Adam(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
@@ -250,8 +356,15 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
     ckpt_path = out / "checkpoint.pt"
     if resume:
         ckpt = load_torch_file(ckpt_path, "--resume: training checkpoint", weights_only=False, map_location=device)
+        if not isinstance(ckpt, dict) or not all(k in ckpt for k in _CHECKPOINT_KEYS):
+            found = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
+            hint = " (these are inference weights, not a training checkpoint)" if isinstance(ckpt, dict) and \
+                "state_dict" in ckpt else ""
+            raise ValueError(f"--resume: {ckpt_path} is not a training checkpoint{hint}: expected keys "
+                             f"{list(_CHECKPOINT_KEYS)}, found {found}")
         start = int(ckpt["iteration"])
         _check_resumable(ckpt["config"], cfg, start, ckpt_path)
+        _check_same_data(ckpt.get("data"), getattr(data, "identity", None), ckpt_path)
         model.load_state_dict(ckpt["model"])
         optim.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["rng"]["data"][rank] if isinstance(ckpt["rng"]["data"], list) else ckpt["rng"]["data"])
@@ -293,7 +406,7 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
             if done % cfg.snapshot_every == 0:
                 save_weights(model, out / f"step_{done:07d}.pt", meta={"iteration": done, **_meta(cfg)})
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            _save_checkpoint(ckpt_path, model, optim, gen, cfg, done, world, rank)
+            _save_checkpoint(ckpt_path, model, optim, gen, cfg, done, world, rank, getattr(data, "identity", None))
         if on_step is not None:
             on_step(done, loss.item())
     bar.close()
@@ -328,12 +441,24 @@ def _check_resumable(saved: dict, cfg: TrainConfig, start: int, path) -> None:
                          f"(saved vs requested): {diff}")
 
 
+def _check_same_data(saved: dict | None, now: dict | None, path) -> None:
+    """A resumed run must train on the data its checkpoint was trained on."""
+    if not saved or not now:  # checkpoints from before the data was recorded: nothing to compare
+        return
+    if saved.get("fingerprint") != now.get("fingerprint"):
+        where = lambda d: d.get("root") or "arrays"  # noqa: E731
+        raise ValueError(f"--resume: {path} was trained on other data ({where(saved)}, {saved.get('images', '?')} "
+                         f"images, fingerprint {str(saved.get('fingerprint'))[:12]}) than the requested "
+                         f"({where(now)}, {now.get('images', '?')} images, fingerprint "
+                         f"{str(now.get('fingerprint'))[:12]}); resume with the same --data/--splits/--limit")
+
+
 def _meta(cfg):
     return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             "torch": str(torch.__version__)}
 
 
-def _save_checkpoint(path, model, optim, gen, cfg, iteration, world, rank):
+def _save_checkpoint(path, model, optim, gen, cfg, iteration, world, rank, data_identity=None):
     state = gen.get_state()
     if world > 1:  # every rank's data stream must resume exactly: gather the generator states
         states = [torch.empty_like(state) for _ in range(world)]
@@ -341,7 +466,7 @@ def _save_checkpoint(path, model, optim, gen, cfg, iteration, world, rank):
         state = states
     if rank == 0:
         atomic_torch_save({"model": model.state_dict(), "optimizer": optim.state_dict(),
-                           "iteration": iteration, "config": asdict(cfg),
+                           "iteration": iteration, "config": asdict(cfg), "data": data_identity,
                            "rng": {"data": state, "torch": torch.random.get_rng_state()}}, path)
 
 
@@ -377,27 +502,65 @@ def add_train_parser(sub) -> None:
                         "or ../shared/data/BSDS500")
     p.add_argument("--splits", nargs="+", default=["train", "val"], help="BSDS500 splits to train on")
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv, weights.pt)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from <out>/checkpoint.pt; a finished run can be extended with a larger "
-                        "--iterations and --milestones added after its checkpoint")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--resume", action="store_true",
+                     help="continue from <out>/checkpoint.pt (same configuration and training data); a finished "
+                          "run can be extended with a larger --iterations and --milestones added after its checkpoint")
+    run.add_argument("--overwrite", action="store_true",
+                     help="<out> holds an earlier run: delete its checkpoint, log, weights and step_*.pt snapshots "
+                          "and start over (without --resume or --overwrite an existing run is refused)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N images per split")
-    for f in ("crop", "batch_size", "iterations", "warmup", "checkpoint_every", "snapshot_every",
-              "log_every", "seed", "threads"):
-        p.add_argument("--" + f.replace("_", "-"), type=int, default=None)
-    for f in ("lr", "gamma", "weight_decay"):
-        p.add_argument("--" + f.replace("_", "-"), type=float, default=None)
-    p.add_argument("--milestones", type=int, nargs="*", default=None)
+    p.add_argument("--limit", type=_number(int, "--limit", low=1), default=None,
+                   help="use only the first N images per split")
+    for f in ("crop", "batch_size", "iterations", "checkpoint_every", "snapshot_every", "log_every", "threads"):
+        flag = "--" + f.replace("_", "-")
+        p.add_argument(flag, type=_number(int, flag, low=17 if f == "crop" else 1), default=None)
+    for f in ("warmup", "seed"):
+        flag = "--" + f.replace("_", "-")
+        p.add_argument(flag, type=_number(int, flag, low=0), default=None)
+    p.add_argument("--lr", type=_number(float, "--lr", low=0, low_open=True), default=None)
+    p.add_argument("--gamma", type=_number(float, "--gamma", low=0, low_open=True, high=1), default=None,
+                   help="learning-rate factor at each milestone, in (0, 1]")
+    p.add_argument("--weight-decay", type=_number(float, "--weight-decay", low=0), default=None)
+    p.add_argument("--milestones", type=_number(int, "--milestones", low=1), nargs="*", default=None)
     p.add_argument("--loss", choices=["logits", "probabilities"], default=None,
                    help="cross-entropy on softmax probabilities (original code, default: it trained better "
                         "at equal budget) or clean cross-entropy on logits")
-    p.add_argument("--scale-aug", type=float, nargs=2, default=None, metavar=("MIN", "MAX"))
+    p.add_argument("--scale-aug", type=_number(float, "--scale-aug", low=0, low_open=True), nargs=2, default=None,
+                   metavar=("MIN", "MAX"))
     p.add_argument("--no-scale-aug", action="store_true")
     p.add_argument("--amp", action="store_true", help="mixed precision (autocast)")
     p.set_defaults(func=_cmd_train)
 
 
+def _check_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"--device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available here (use --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: MPS is not available here")
+    return device
+
+
 def _cmd_train(args) -> int:
+    # expected failures (bad arguments, data, folders, disk) end with one line and exit code 2;
+    # everything is checked before the dataset is decoded
+    try:
+        return _run_train(args)
+    except (ValueError, OSError, FloatingPointError) as exc:
+        text = str(exc) or type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename is not None:  # e.g. disk full, permission denied
+            text = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+        print(f"error: {' '.join(text.split())}", file=sys.stderr)
+        return 2
+
+
+def _run_train(args) -> int:
     cfg = PRESETS[args.preset]
     changes = {}
     for f in ("crop", "batch_size", "iterations", "warmup", "checkpoint_every", "snapshot_every", "log_every",
@@ -413,11 +576,29 @@ def _cmd_train(args) -> int:
         changes["scale_aug"] = None
     if args.amp:
         changes["amp"] = True
-    cfg = replace(cfg, **changes)
+    cfg = replace(cfg, **changes)  # TrainConfig validates the combination
+    device = _check_device(args.device)
+    identity = bsds500_training_identity(args.data, tuple(args.splits), args.limit)  # checks the data folders
+    if args.resume:  # a checkpoint from other data or settings is refused before loading anything
+        _precheck_resume(args.out, cfg, identity)
+    else:
+        if not args.overwrite:  # refuse an existing run, or an unwritable --out, before loading the data
+            prepare_run_dir(args.out)
     images, segs, ids = load_bsds500_training(args.data, tuple(args.splits), args.limit)
-    data = TrainingSet(images, segs, device=args.device)
+    data = TrainingSet(images, segs, device=device, identity=identity)
     print(f"training on {len(ids)} images / {len(data)} samples ({', '.join(args.splits)}), "
           f"crop {cfg.net_crop}, batch {cfg.batch_size}, {cfg.iterations} iterations, loss on {cfg.loss}")
-    train(cfg, data, args.out, resume=args.resume, device=args.device)
+    train(cfg, data, args.out, resume=args.resume, overwrite=args.overwrite, device=device)
     print(f"weights written to {args.out / 'weights.pt'}")
     return 0
+
+
+def _precheck_resume(out, cfg: TrainConfig, identity: dict) -> None:
+    path = prepare_run_dir(out, resume=True) / "checkpoint.pt"
+    ckpt = load_torch_file(path, "--resume: training checkpoint", weights_only=False)
+    if not isinstance(ckpt, dict) or not all(k in ckpt for k in _CHECKPOINT_KEYS):
+        hint = " (these are inference weights, not a training checkpoint)" if isinstance(ckpt, dict) and \
+            "state_dict" in ckpt else ""
+        raise ValueError(f"--resume: {path} is not a training checkpoint{hint}")
+    _check_resumable(ckpt["config"], cfg, int(ckpt["iteration"]), path)
+    _check_same_data(ckpt.get("data"), identity, path)

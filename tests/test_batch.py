@@ -62,3 +62,67 @@ def test_run_provider_errors(tmp_path, pool):
     # a failure inside a worker names the image and keeps the provider's message
     with pytest.raises(RuntimeError, match=r"item 1 .*at least 16x16"):
         run_provider("seeds", [np.zeros((32, 32, 3)), np.zeros((8, 8, 3))], 4, executor=pool, progress=False)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()  # a zombie has exited (its parent has not reaped it)
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="uses /proc and kill -9")
+def test_pool_workers_die_with_their_parent(tmp_path):
+    """kill -9 of a parent with busy workers: the workers are gone within seconds (before: they
+    ran their queue to the end as orphans, for minutes)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    pids_file = tmp_path / "pids"
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, time
+        from sin.providers.batch import process_pool
+        if __name__ == "__main__":
+            pool = process_pool(2, mp_context="fork")  # fork: no second torch import; same initializer
+            futures = [pool.submit(time.sleep, 0.5) for _ in range(4)]
+            [f.result() for f in futures]
+            pids = list(pool._processes)
+            for _ in range(4):
+                pool.submit(time.sleep, 120)   # busy workers: orphans would live 2 minutes
+            time.sleep(0.5)
+            open({str(pids_file)!r}, "w").write(" ".join(map(str, pids)))
+            time.sleep(300)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=os.getcwd())
+    try:
+        deadline = time.time() + 120
+        while not pids_file.exists() or not pids_file.read_text().strip():
+            assert proc.poll() is None, "the parent script failed"
+            assert time.time() < deadline, "the pool did not start"
+            time.sleep(0.2)
+        workers = [int(p) for p in pids_file.read_text().split()]
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.time() + 10
+    while any(_alive(p) for p in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    left = [p for p in workers if _alive(p)]
+    for p in left:  # never leave them behind, even when the test fails
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their killed parent"

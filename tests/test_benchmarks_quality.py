@@ -35,8 +35,8 @@ def _make_folder(root, rng):
 def test_quality_pipeline_end_to_end(tmp_path, rng, capsys):
     imgs, labs = _make_folder(tmp_path, rng)
     out, cache = tmp_path / "out", tmp_path / "cache"
-    argv = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--methods", "grid", "slic",
-            "--sizes", "12", "30", "--processes", "1", "--out", str(out), "--cache", str(cache), "--no-progress"]
+    argv = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--providers", "grid", "slic",
+            "--n-segments", "12", "30", "--processes", "1", "--out", str(out), "--cache", str(cache), "--no-progress"]
     summary = superpixel_quality.main(argv)
     for name in ("quality.csv", "pairs.csv.gz", "quality.md", "matched.csv", "asa_vs_k.png", "co_vs_k.png",
                  "br_bp.png", "fig5.png"):
@@ -82,8 +82,8 @@ def test_quality_pipeline_end_to_end(tmp_path, rng, capsys):
 
 def test_corrupted_cache_file_is_recomputed(tmp_path, rng, capsys):
     imgs, labs = _make_folder(tmp_path, rng)
-    argv = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--methods", "grid",
-            "--sizes", "12", "--processes", "1", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"),
+    argv = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--providers", "grid",
+            "--n-segments", "12", "--processes", "1", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"),
             "--no-progress", "--no-plots"]
     first = superpixel_quality.main(argv)
     victim = min((tmp_path / "c").rglob("*.npz"))
@@ -98,15 +98,15 @@ def test_corrupted_cache_file_is_recomputed(tmp_path, rng, capsys):
 
 def test_unknown_methods_are_reported_with_the_available_ones(tmp_path, rng):
     imgs, labs = _make_folder(tmp_path, rng)
-    base = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--sizes", "12",
+    base = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--n-segments", "12",
             "--processes", "1", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"), "--no-progress",
             "--no-plots"]
-    with pytest.raises(SystemExit, match=r"not registered: nosuch\. Available providers: .*grid"):
-        superpixel_quality.main(base + ["--methods", "grid", "nosuch"])
-    summary = superpixel_quality.main(base + ["--methods", "grid", "nosuch", "--skip-unavailable"])
+    with pytest.raises(SystemExit, match=r"unknown superpixel provider 'nosuch'; available: .*grid"):
+        superpixel_quality.main(base + ["--providers", "grid", "nosuch"])
+    summary = superpixel_quality.main(base + ["--providers", "grid", "nosuch", "--skip-unavailable"])
     assert list(summary["method"]) == ["grid"]
     with pytest.raises(SystemExit, match="--images"):
-        superpixel_quality.main(["--dataset", "folder", "--methods", "grid"])
+        superpixel_quality.main(["--dataset", "folder", "--providers", "grid"])
 
 
 def test_matched_reads_each_curve_at_equal_actual_counts():
@@ -131,11 +131,164 @@ def test_markdown_table_formats():
 @pytest.mark.slow
 def test_quality_pipeline_in_worker_processes(tmp_path, rng):
     imgs, labs = _make_folder(tmp_path, rng)
-    common = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--methods", "grid", "slic",
-              "--sizes", "12", "--no-progress", "--no-plots"]
+    common = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--providers", "grid", "slic",
+              "--n-segments", "12", "--no-progress", "--no-plots"]
     serial = superpixel_quality.main(common + ["--processes", "1", "--out", str(tmp_path / "a"),
                                                "--cache", str(tmp_path / "ca")])
     parallel = superpixel_quality.main(common + ["--processes", "2", "--out", str(tmp_path / "b"),
                                                  "--cache", str(tmp_path / "cb")])
     cols = ["method", "n_segments", "sp", "asa", "rec", "pre", "co"]
     pd.testing.assert_frame_equal(serial[cols], parallel[cols])
+
+
+# ------------------------------------------------------------------ provider seam, dataset identity
+def test_other_copy_of_the_dataset_with_other_pixels_is_recomputed(tmp_path, rng):
+    """Same image ids and GTs, different pixels, one cache: the second copy must get its own maps."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a_imgs, labs = _make_folder(tmp_path / "a", rng)
+    b_imgs, _ = _make_folder(tmp_path / "b", rng)  # same names; swapped below for other layouts too
+    (b_imgs / "im0.png").write_bytes((a_imgs / "im1.png").read_bytes())
+    (b_imgs / "im1.png").write_bytes((a_imgs / "im0.png").read_bytes())
+    cache = tmp_path / "cache"
+
+    def run(imgs, out, cache_dir):
+        return superpixel_quality.main(["--dataset", "folder", "--images", str(imgs), "--labels", str(labs),
+                                        "--providers", "slic", "--n-segments", "12", "--processes", "1",
+                                        "--out", str(out), "--cache", str(cache_dir), "--no-progress", "--no-plots"])
+
+    cols = ["sp", "asa", "rec", "pre", "co", "ev"]
+    first = run(a_imgs, tmp_path / "out_a", cache)
+    shared = run(b_imgs, tmp_path / "out_b", cache)  # same ids, same cache folder name ("images")
+    fresh = run(b_imgs, tmp_path / "out_b2", tmp_path / "other_cache")
+    pd.testing.assert_frame_equal(shared[cols], fresh[cols])
+    assert not np.allclose(shared[cols].to_numpy(float), first[cols].to_numpy(float))
+
+
+def test_user_provider_from_an_import_path(tmp_path, rng, monkeypatch):
+    """``--providers package.module:function[:k=v]``: a user's own method runs like a built-in one."""
+    pkg = tmp_path / "userspx"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "stripes.py").write_text(
+        "import numpy as np\n\n"
+        "def stripes(image, n_segments, width=None):\n"
+        "    # vertical stripes: n_segments of them, or of a fixed width\n"
+        "    w = image.shape[1]\n"
+        "    step = width or max(1, w // n_segments)\n"
+        "    return (np.arange(w)[None, :] // step).repeat(image.shape[0], 0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    imgs, labs = _make_folder(tmp_path, rng)
+    out = tmp_path / "out"
+    summary = superpixel_quality.main(
+        ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--providers", "userspx.stripes:stripes",
+         "userspx.stripes:stripes:width=16", "--n-segments", "8", "--processes", "1", "--out", str(out),
+         "--cache", str(tmp_path / "c"), "--no-progress", "--no-plots"])
+    assert list(summary["method"]) == ["stripes", "stripes:width=16"]
+    assert list(summary["sp"]) == [8.0, 4.0]  # 64 px wide: 8 stripes of 8 px, 4 of 16 px
+    md = (out / "quality.md").read_text()
+    assert "| stripes |" in md and "| stripes:width=16 |" in md
+    tags = {p.relative_to(tmp_path / "c").parts[0] for p in (tmp_path / "c").rglob("*.npz")}
+    assert len(tags) == 2 and all(t.startswith("stripes-") for t in tags)  # one cache tag per setting
+
+
+def test_bad_numbers_of_segments_and_processes_fail_with_one_line(capsys):
+    for argv in (["--n-segments", "0"], ["--processes", "0"], ["--n-segments", "x"]):
+        with pytest.raises(SystemExit):
+            superpixel_quality.build_parser().parse_args(argv)
+        assert "positive integer" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ paired intervals
+def test_paired_bootstrap_constant_differences_give_a_zero_width_interval():
+    from benchmarks._common import paired_bootstrap
+
+    mean, lo, hi = paired_bootstrap(np.full(50, 0.25), n_boot=500)
+    assert mean == lo == hi == pytest.approx(0.25)
+    # weights do not matter for equal differences
+    assert paired_bootstrap(np.full(7, -1.0), n_boot=200, weights=np.arange(1, 8)) == pytest.approx((-1, -1, -1))
+
+
+def test_paired_bootstrap_matches_the_normal_interval():
+    from benchmarks._common import paired_bootstrap
+
+    d = np.random.default_rng(1).normal(0.3, 2.0, size=400)
+    mean, lo, hi = paired_bootstrap(d, n_boot=20000, seed=3)
+    half = 1.96 * d.std(ddof=1) / np.sqrt(d.size)  # about 0.196
+    assert mean == pytest.approx(d.mean())
+    assert lo == pytest.approx(mean - half, abs=0.02) and hi == pytest.approx(mean + half, abs=0.02)
+    assert paired_bootstrap(d, n_boot=2000, seed=5) == paired_bootstrap(d, n_boot=2000, seed=5)  # seeded
+
+
+def test_paired_bootstrap_weighted_mean_and_bad_input():
+    from benchmarks._common import paired_bootstrap
+
+    mean, lo, hi = paired_bootstrap([1.0, 4.0], n_boot=1000, weights=[3, 1])
+    assert mean == pytest.approx((3 * 1 + 4) / 4)
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(4.0)  # resamples of one unit only give 1 or 4
+    for bad in ([], [np.nan, 1.0], [[1.0, 2.0]]):
+        with pytest.raises(ValueError):
+            paired_bootstrap(bad)
+    with pytest.raises(ValueError, match="weights"):
+        paired_bootstrap([1.0, 2.0], weights=[1.0])
+    with pytest.raises(ValueError, match="n_boot"):
+        paired_bootstrap([1.0, 2.0], n_boot=0)
+
+
+def _pairs_table():
+    """Raw rows of two methods on three images (image "b" has two GTs), at requested 300 and 600."""
+    rows = []
+    asa = {("sin", 300): [0.90, 0.80, 0.85], ("sin", 600): [0.95, 0.90, 0.91],
+           ("x", 300): [0.91, 0.78, 0.86], ("x", 600): [0.93, 0.92, 0.95]}
+    sp = {("sin", 300): 290.0, ("sin", 600): 600.0, ("x", 300): 310.0, ("x", 600): 590.0}
+    for (m, k), values in asa.items():
+        for img, v in zip("abc", values):
+            for gt in range(2 if img == "b" else 1):
+                rows.append({"method": m, "n_segments": k, "image": img, "ground_truth": gt, "sp": sp[m, k],
+                             **dict.fromkeys(superpixel_quality.SUMMARY_METRICS, 0.5),
+                             "asa": v + 0.01 * gt, "rec": v / 2, "co": 0.5, "seconds": 0.1})
+    return pd.DataFrame(rows)
+
+
+def test_paired_differences_are_the_matched_differences_and_count_images():
+    pairs = _pairs_table()
+    summary = superpixel_quality.summarize(pairs)
+    table = superpixel_quality.matched(summary, at=(300, 400))
+    paired = superpixel_quality.paired_vs_reference(pairs, summary, at=(300, 400), n_boot=200).set_index("method")
+    t = table.set_index("method")
+    # the point estimate is exactly the difference of the table's interpolated means
+    for k in (400,):
+        for m in ("asa", "rec", "co"):
+            assert paired.loc["x", f"{m}@{k}_diff_vs_sin"] == pytest.approx(t.loc["x", f"{m}@{k}"] - t.loc["sin", f"{m}@{k}"])
+    # x's curve starts at 310: no value at 300, no interval
+    assert np.isnan(paired.loc["x", "asa@300_diff_vs_sin"])
+    # by hand at K=400: sin t=(400-290)/310, x t=(400-310)/280; per image a, b (mean of 2 GTs), c
+    ts, tx = 110 / 310, 90 / 280
+    sin_v = [(1 - ts) * a + ts * b for a, b in zip([0.90, 0.805, 0.85], [0.95, 0.905, 0.91])]
+    x_v = [(1 - tx) * a + tx * b for a, b in zip([0.91, 0.785, 0.86], [0.93, 0.925, 0.95])]
+    d = np.subtract(x_v, sin_v)
+    assert paired.loc["x", "asa@400_diff_vs_sin"] == pytest.approx(np.average(d, weights=[1, 2, 1]))
+    assert paired.loc["x", "asa@400_n_better"] == (d > 0).sum() and paired.loc["x", "paired_images"] == 3
+    assert paired.loc["x", "asa@400_diff_vs_sin_lo"] <= paired.loc["x", "asa@400_diff_vs_sin"] \
+        <= paired.loc["x", "asa@400_diff_vs_sin_hi"]
+    assert paired.loc["x", "co@400_diff_vs_sin"] == 0 == paired.loc["x", "co@400_diff_vs_sin_hi"]
+    assert np.isnan(paired.loc["sin", "asa@400_diff_vs_sin"])
+
+
+def test_from_pairs_resummarizes_without_running_providers(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    pairs = _pairs_table()
+    pairs["image"] = pairs["image"].map({"a": "0012", "b": "0013", "c": "0100"})  # ids that look numeric
+    superpixel_quality.write_csv(pairs, run / "pairs.csv.gz")
+    (run / "quality.md").write_text("# old\n\n## Provenance\n\nCommand: `the original command`\n")
+    out = tmp_path / "again"
+    summary = superpixel_quality.main(["--from-pairs", str(run), "--out", str(out), "--no-plots"])
+    assert list(summary["method"]) == ["sin", "sin", "x", "x"]
+    m = pd.read_csv(out / "matched.csv")
+    assert "asa@600_diff_vs_sin_lo" in m.columns and "asa@600_n_better" in m.columns
+    md = (out / "quality.md").read_text()
+    assert "the original command" in md and "re-summarized" in md and "excludes 0" in md or "includes 0" in md
+    assert set(pd.read_csv(out / "pairs.csv.gz", dtype={"image": str})["image"]) == {"0012", "0013", "0100"}
+    with pytest.raises(SystemExit, match="no such file"):
+        superpixel_quality.main(["--from-pairs", str(tmp_path / "nothing"), "--no-plots"])

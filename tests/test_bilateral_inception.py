@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from downstream.bilateral_inception.bi_data import BIExample, collate_bi, histogram_cross_entropy
 from downstream.bilateral_inception.bilateral import BilateralInception, FeatureTransform, bilateral_kernels
 from downstream.bilateral_inception.features import grid_assignment, grid_coordinates, superpixel_features
 from downstream.bilateral_inception.model import BilateralInceptionHead
-from downstream.bilateral_inception.train import BIExample, collate_bi, histogram_cross_entropy
 from sin.pooling import Assignment, superpixel_unpool
 
 

@@ -11,8 +11,9 @@ from skimage.filters import threshold_otsu
 from downstream.saliency_optimization import (CODE_PARAMS, PAPER_PARAMS, matlab_rgb_to_lab, saliency_optimization,
                                               saliency_optimization_details, so_saliency, so_segment_count)
 from downstream.saliency_optimization.colour import linear_rgb_to_lab, rec709_inverse_gamma
-from downstream.saliency_optimization.core import (background_probability, boundary_connectivity, contiguous_labels, estimate_dynamic_params,
-                                                   graythresh, optimise_saliency, resolve_params, smoothness_weights,
+from downstream.saliency_optimization.core import (background_probability, boundary_connectivity, contiguous_labels,
+                                                   estimate_dynamic_params,
+                                                   graythresh, optimise_saliency, resolve_so_params, smoothness_weights,
                                                    weighted_contrast)
 from downstream.saliency_optimization.graph import (adjacency_matrix, boundary_superpixels, dist_to_weight,
                                                     geodesic_distances, two_ring)
@@ -407,22 +408,53 @@ def test_params_code_paper_and_overrides(rng):
     img = _square_image(0.03, rng)
     labels = _block_labels(120, 160, 10)
     code = saliency_optimization_details(img, labels)
-    paper = saliency_optimization_details(img, labels, params="paper")
-    assert code.params == CODE_PARAMS and paper.params == PAPER_PARAMS
+    paper = saliency_optimization_details(img, labels, so_params="paper")
+    assert code.so_params == CODE_PARAMS and paper.so_params == PAPER_PARAMS
     assert paper.dynamic["used_geo_sigma"] == 10.0 and paper.dynamic["used_clip"] == 0.0
     assert not np.allclose(code.saliency_map, paper.saliency_map)
     assert paper.saliency_map[40:80, 60:100].mean() > 0.7  # still finds the object
-    fixed = saliency_optimization_details(img, labels, params={"geo_sigma": 7.0, "nei_sigma": 10.0})
+    fixed = saliency_optimization_details(img, labels, so_params={"geo_sigma": 7.0, "nei_sigma": 10.0})
     assert fixed.dynamic["used_geo_sigma"] == 7.0 and fixed.dynamic["used_nei_sigma"] == 10.0
     with pytest.raises(ValueError, match="unknown SO parameter"):
-        resolve_params({"sigma": 1})
-    with pytest.raises(ValueError, match="params must be"):
-        resolve_params("matlab")
+        resolve_so_params({"sigma": 1})
+    with pytest.raises(ValueError, match="so_params must be"):
+        resolve_so_params("matlab")
+    with pytest.raises(TypeError):  # the old name is gone: params means provider parameters only
+        saliency_optimization(img, labels, params="paper")
 
 
-def test_single_superpixel_gives_zero_map():
-    smap = saliency_optimization(np.random.default_rng(0).random((10, 12, 3)), np.zeros((10, 12), int))
-    assert smap.shape == (10, 12) and not smap.any()
+def test_single_superpixel_is_refused_not_an_all_zero_map():
+    img = np.random.default_rng(0).random((10, 12, 3))
+    with pytest.raises(ValueError, match="at least 2 superpixels"):
+        saliency_optimization(img, np.zeros((10, 12), int))
+    with pytest.raises(ValueError, match="at least 2 superpixels"):
+        saliency_optimization(img, np.full((10, 12), 7))  # one id, not 0
+    two = np.zeros((10, 12), int)
+    two[:, 6:] = 1
+    assert saliency_optimization(img, two).shape == (10, 12)  # two is enough
+
+
+def test_superpixel_limit_is_checked_before_allocating(monkeypatch):
+    from downstream.saliency_optimization import MAX_SUPERPIXELS, core
+
+    assert MAX_SUPERPIXELS == 4000
+    img = np.random.default_rng(0).random((80, 80, 3))
+    labels = np.arange(80 * 80).reshape(80, 80)  # 6400 superpixels: 70 K^2 bytes would be ~2.7 GB
+
+    def boom(*a, **k):
+        raise AssertionError("K x K work started")
+
+    monkeypatch.setattr(core, "pairwise_distances", boom)
+    monkeypatch.setattr(core, "adjacency_matrix", boom)
+    with pytest.raises(ValueError, match="6400 superpixels exceed the Saliency Optimization limit of 4000"):
+        saliency_optimization(img, labels)
+    with pytest.raises(ValueError, match="limit of 100"):
+        saliency_optimization(img, _block_labels(80, 80, 4), max_superpixels=100)  # 400 > 100
+    with pytest.raises(ValueError, match="n_segments=5000 exceeds"):
+        so_saliency(img, "grid", 5000)
+    for bad in (1, 0, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="max_superpixels"):
+            saliency_optimization(img, _block_labels(80, 80, 20), max_superpixels=bad)
 
 
 def test_errors():
@@ -444,6 +476,83 @@ def test_errors():
         saliency_optimization(img, labels + 0.5)
     with pytest.raises(ValueError, match="channels"):
         saliency_optimization(np.zeros((20, 30, 5)), labels)
+
+
+@pytest.mark.parametrize("image, labels, match", [
+    (np.zeros((0, 0, 3)), np.zeros((0, 0), int), "empty|pixel"),
+    (np.zeros((1, 1, 3)), np.zeros((1, 1), int), "pixel"),
+    (np.zeros((4, 5, 3)), np.arange(20).reshape(4, 5) + 0.5, "integers"),   # fractional labels
+    (np.zeros((4, 5, 3)), np.full((4, 5), np.nan), "integers|NaN|finite"),
+    (np.zeros((4, 5, 3)), np.zeros((4, 5), int), "at least 2 superpixels"),
+    (np.full((4, 5, 3), np.inf), np.arange(20).reshape(4, 5), "NaN|inf|finite"),
+    (np.zeros((4, 5, 3), complex), np.arange(20).reshape(4, 5), "dtype"),
+    ("not an image", np.arange(20).reshape(4, 5), ""),
+])
+def test_odd_inputs_give_value_errors(image, labels, match):
+    with pytest.raises(ValueError, match=match):
+        saliency_optimization(image, labels)
+
+
+def test_so_saliency_bad_arguments():
+    img = np.random.default_rng(0).random((20, 30, 3))
+    for k in (0, -3, 2.5, True, "200"):
+        with pytest.raises(ValueError, match="n_segments"):
+            so_saliency(img, "grid", k)
+    with pytest.raises(ValueError, match="so_params must be"):
+        so_saliency(img, "grid", 20, so_params="matlab")
+    with pytest.raises(ValueError, match="so_params="):  # the old keyword gets a pointer, not a provider error
+        so_saliency(img, "grid", 20, params="paper")
+    with pytest.raises(ValueError, match="no parameter"):
+        so_saliency(img, "grid", 20, compactness=3)
+
+
+def _my_sp(image, n_segments):
+    """A user's own method: vertical stripes (not registered anywhere)."""
+    h, w = image.shape[:2]
+    return np.minimum(np.arange(w) * n_segments // w, n_segments - 1)[None, :].repeat(h, 0)
+
+
+def test_so_saliency_with_a_user_function():
+    from sin.io import SAMPLE_IMAGE, read_image
+
+    img = read_image(SAMPLE_IMAGE)[::4, ::4]
+    smap, labels = so_saliency(img, provider=_my_sp, n_segments=30, return_labels=True)
+    np.testing.assert_array_equal(labels, _my_sp(img, 30))
+    np.testing.assert_array_equal(smap, saliency_optimization(img, labels))
+    assert smap.shape == img.shape[:2] and smap.max() == 1.0
+
+    def with_param(image, n_segments, *, flip=False):
+        lab = _my_sp(image, n_segments)
+        return lab[:, ::-1] if flip else lab
+
+    flipped = so_saliency(img, provider=with_param, n_segments=30, flip=True, return_labels=True)[1]
+    np.testing.assert_array_equal(flipped, _my_sp(img, 30)[:, ::-1])
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda img, k: np.zeros(img.shape[:2], np.float32), "float32 labels"),
+    (lambda img, k: np.zeros((img.shape[0] + 1, img.shape[1]), int), "shape"),
+    (lambda img, k: np.zeros(img.shape[:2], int) - 1, "negative"),
+    (lambda img, k: "labels", "not a label array|shape"),
+])
+def test_so_saliency_names_a_provider_that_breaks_the_contract(bad, match):
+    img = np.random.default_rng(0).random((20, 30, 3))
+
+    def bad_superpixels(image, n_segments):
+        return bad(image, n_segments)
+
+    with pytest.raises(ValueError, match=f"bad_superpixels.*({match})"):
+        so_saliency(img, provider=bad_superpixels, n_segments=20)
+
+
+def test_so_saliency_refuses_a_single_superpixel_naming_the_provider():
+    img = np.random.default_rng(0).random((20, 30, 3))
+
+    def lump(image, n_segments):
+        return np.zeros(image.shape[:2], np.int32)
+
+    with pytest.raises(ValueError, match=r"provider 'lump' returned 1 superpixel\(s\) for n_segments=50 on a 20x30"):
+        so_saliency(img, provider=lump, n_segments=50)
 
 
 def test_so_saliency_with_providers():

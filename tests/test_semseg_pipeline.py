@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+import downstream.bilateral_inception as T
 from benchmarks import semseg_table
-from downstream.bilateral_inception import train as T
 from downstream.bilateral_inception.__main__ import main as cli_main
 from downstream.bilateral_inception.datasets import FolderSegmentation
+from downstream.bilateral_inception.pipeline import BIPipeline
 from downstream.bilateral_inception.trunks import (
     build_trunk,
     deeplab_largefov,
@@ -19,6 +20,14 @@ from downstream.bilateral_inception.trunks import (
     tiny_trunk,
     torchvision_deeplabv3,
 )
+from sin.checkpoint import load_torch_file
+from sin.providers import LabelCache
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Label maps and features of these tests go to a temporary cache root, never the repo's."""
+    monkeypatch.setenv("SIN_CACHE_DIR", str(tmp_path / "sin_cache"))
 
 
 @pytest.fixture
@@ -52,29 +61,56 @@ def _read_csv(path):
 def test_semseg_table_end_to_end(toy_dataset, tmp_path):
     out = tmp_path / "out"
     argv = ["--dataset", "folder", "--data-root", str(toy_dataset), "--trunk", "tiny", "--providers", "slic", "grid",
-            "nonexistent", "--n-segments", "24", "--trunk-epochs", "1", "--bi-epochs", "1", "--short-side", "41",
-            "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"),
-            "--figure-images", "2", "--no-progress"]
+            "nonexistent", "--skip-unavailable", "--n-segments", "24", "--trunk-epochs", "1", "--bi-epochs", "1",
+            "--short-side", "41", "--seeds", "0", "1", "--n-boot", "200", "--out", str(out),
+            "--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"), "--figure-images", "2",
+            "--no-progress"]
     assert semseg_table.main(argv) == 0
     for suffix in (".md", ".csv", "_per_class.csv", ".json", "_examples.png"):
         assert (out / f"table1_toy{suffix}").is_file()
     rows = {r["key"]: r for r in _read_csv(out / "table1_toy.csv")}
-    assert list(rows) == ["baseline", "crf", "slic", "grid", "nonexistent"]
-    for key in ("baseline", "slic", "grid"):
-        assert 0.0 <= float(rows[key]["test_miou"]) <= 100.0
-    gain = float(rows["slic"]["test_miou"]) - float(rows["baseline"]["test_miou"])
-    assert float(rows["slic"]["gain"]) == pytest.approx(gain, abs=0.02)
-    assert "not registered" in rows["nonexistent"]["note"] and rows["nonexistent"]["test_miou"] == ""
+    assert list(rows) == ["baseline", "trained_baseline", "crf", "slic", "grid"]  # the unknown one is skipped
+    for key in ("baseline", "trained_baseline", "slic", "grid"):
+        r = rows[key]
+        assert 0.0 <= float(r["test_miou_mean"]) <= 100.0 and r["n_seeds"] == "2"
+        per_seed = json.loads(r["test_miou_per_seed"])
+        assert len(per_seed) == 2
+        assert float(r["test_miou_mean"]) == pytest.approx(np.mean(per_seed), abs=0.01)
+        assert float(r["test_miou_std"]) == pytest.approx(np.std(per_seed, ddof=1), abs=0.01)
+    # the paired interval against the baseline contains the point estimate, which is the mean gain
+    slic = rows["slic"]
+    d, lo, hi = (float(slic[f"{c}_vs_baseline"]) for c in ("diff", "ci_low", "ci_high"))
+    assert lo - 0.01 <= d <= hi + 0.01
+    assert d == pytest.approx(float(slic["test_miou_mean"]) - float(rows["baseline"]["test_miou_mean"]), abs=0.02)
+    assert rows["baseline"]["diff_vs_baseline"] == "" and rows["slic"]["diff_vs_trained"] != ""
+    assert "control" in rows["grid"]["note"] and "control" in rows["trained_baseline"]["note"]
     # the paper's VOC numbers sit in their own column only, at the rows the paper has
     assert rows["slic"]["paper_voc2012_test"] == "73.50" and rows["grid"]["paper_voc2012_test"] == ""
     md = (out / "table1_toy.md").read_text()
-    assert "paper, VOC 2012 test" in md and "+ BI(SLIC)" in md
+    assert "paper, VOC 2012 test" in md and "+ BI(SLIC)" in md and "mean ± std over 2 seeds" in md
     per_class = _read_csv(out / "table1_toy_per_class.csv")
     assert [r["class"] for r in per_class] == ["background", "disc", "bar"]
-    # a second run reuses every cache and reproduces the numbers
+    # a second run reuses every cache and trained run and reproduces the numbers
     first = (out / "table1_toy.csv").read_text()
+    runs = sorted(p.name for p in (tmp_path / "runs" / "toy").iterdir())
     assert semseg_table.main(argv) == 0
     assert (out / "table1_toy.csv").read_text() == first
+    assert sorted(p.name for p in (tmp_path / "runs" / "toy").iterdir()) == runs
+    # 2 trunks, 2 classifier controls, 2 x 2 BI heads: one run folder each
+    assert len(runs) == 8
+
+
+def test_semseg_table_one_line_errors(toy_dataset, tmp_path, capsys):
+    common = ["--dataset", "folder", "--data-root", str(toy_dataset), "--trunk", "tiny", "--out", str(tmp_path / "o"),
+              "--no-progress"]
+    with pytest.raises(SystemExit) as exc:
+        semseg_table.main([*common, "--providers", "nonexistent"])
+    assert "nonexistent" in str(exc.value)
+    with pytest.raises(SystemExit):  # argparse: not a positive integer
+        semseg_table.main([*common, "--n-segments", "0"])
+    assert semseg_table.main(["--trunk-weights", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: trunk weights not found")
 
 
 def test_cli_train_and_eval(toy_dataset, tmp_path):
@@ -101,19 +137,19 @@ def test_cli_train_and_eval(toy_dataset, tmp_path):
     assert cli_main(["train", "--stage", "bi", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--provider",
                      "grid", "--n-segments", "20", "--epochs", "1", "--finetune", "head", "--out", str(ft_dir),
                      *common]) == 0
-    state = torch.load(ft_dir / "best.pt", weights_only=False)
+    state = load_torch_file(ft_dir / "best.pt", "checkpoint", weights_only=False)
     assert state["trunk_state"] is not None and state["config"]["finetune"] == "head"
     assert cli_main(["eval", "--split", "test", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--bi-checkpoint",
                      str(ft_dir / "best.pt"), *common]) == 0
-    with pytest.raises(SystemExit):
-        cli_main(["train", "--stage", "bi", "--out", str(bi_dir), *common])  # no trunk checkpoint
+    assert cli_main(["train", "--stage", "bi", "--out", str(bi_dir), *common]) == 2  # no trunk checkpoint
 
 
 def test_train_bi_resumes(toy_dataset, tmp_path):
     ds = FolderSegmentation(toy_dataset, "train")
     trunk = tiny_trunk(3)
     feats = T.cache_features(trunk, ds, tmp_path / "feat", short_side=None, progress=False)
-    sps = T.cache_superpixels(ds, "grid", 20, tmp_path / "sp", progress=False)["labels"]
+    sps = BIPipeline(tmp_path / "cache", label_cache=LabelCache(tmp_path / "labels"), progress=False).superpixels(
+        "grid", [ds], 20)
     run = tmp_path / "run"
     cfg1 = T.BITrainConfig(epochs=1, batch_size=2)
     T.train_bi(T.build_head(trunk, 3, cfg1), ds, ds, sps, run, config=cfg1, feature_cache=feats, progress=False)
@@ -123,8 +159,8 @@ def test_train_bi_resumes(toy_dataset, tmp_path):
     # an uninterrupted 2-epoch run ends with the same weights (shuffles are replayed on resume)
     ref_run = tmp_path / "ref"
     T.train_bi(T.build_head(trunk, 3, cfg2), ds, ds, sps, ref_run, config=cfg2, feature_cache=feats, progress=False)
-    a = torch.load(run / "last.pt", weights_only=False)["state_dict"]
-    b = torch.load(ref_run / "last.pt", weights_only=False)["state_dict"]
+    a = load_torch_file(run / "last.pt", "checkpoint", weights_only=False)["state_dict"]
+    b = load_torch_file(ref_run / "last.pt", "checkpoint", weights_only=False)["state_dict"]
     for k in a:
         torch.testing.assert_close(a[k], b[k])
 

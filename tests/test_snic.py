@@ -1,8 +1,8 @@
-"""SNIC provider: seeds rule, hand-computed growth, pysnic as an independent reference, contract."""
+"""SNIC provider: seeds rule, hand-computed growth, pysnic as an independent reference, edge inputs."""
 
 import numpy as np
 import pytest
-from conftest import IMAGE_KINDS, data_path, random_image
+from conftest import data_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage.color import rgb2lab
@@ -144,24 +144,11 @@ def test_matches_pysnic_on_real_image_crop():
 
 
 # ------------------------------------------------------------------------------------------
-# provider contract
+# provider: flat / extreme inputs and parameters
 # ------------------------------------------------------------------------------------------
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 60), st.integers(1, 60), st.integers(1, 300), st.sampled_from(IMAGE_KINDS),
-       st.integers(0, 2**32 - 1))
-def test_provider_contract(h, w, k, kind, seed):
-    if h * w < 2:
-        return
-    img, axis = random_image(h, w, kind, np.random.default_rng(seed))
-    prov = get_provider("snic")
-    labels = prov(img, k, channel_axis=axis, check=True)
-    assert labels.dtype == np.int32 and labels.flags.c_contiguous
-    check_superpixels(labels, (h, w))
-    assert 1 <= labels.max() + 1 <= h * w
-    assert labels.max() + 1 == snic_seeds(h, w, k)[0].size
-    assert np.array_equal(labels, prov(img, k, channel_axis=axis))
-
+# the generic contract (shape, int32, 0..K-1, 4-connected, exact count, determinism) for every
+# provider: tests/test_providers_contract.py
 
 def test_flat_image_and_extreme_compactness():
     flat = np.full((20, 30, 3), 0.3)

@@ -1,6 +1,7 @@
 """Saliency datasets, scores and the Table 2 benchmark (SO)."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import py_sod_metrics
@@ -105,13 +106,146 @@ def test_scores_match_pysodmetrics_directly():
     assert scores.results()["s_measure"] == pytest.approx(sm.get_results()["sm"])
 
 
+def test_missing_masks_can_be_skipped_and_sizes_checked(tmp_path):
+    root = _make_dataset(tmp_path / "ECSSD", n=4)
+    (root / "ground_truth_mask" / "0001.png").unlink()
+    Image.fromarray(np.zeros((31, 40), np.uint8)).save(root / "ground_truth_mask" / "0002.png")
+    with pytest.raises(FileNotFoundError, match="0001"):
+        SaliencyDataset(root)
+    ds = SaliencyDataset(root, missing_masks="skip")
+    assert [it.name for it in ds.items] == ["0000", "0002", "0003"] and ds.skipped[0][0] == "0001"
+    bad = ds.check()
+    assert bad == [("0002", "mask 0002.png is 31x40 but image 0002.jpg is 30x40")]
+    assert [it.name for it in ds.items] == ["0000", "0003"] and [n for n, _ in ds.skipped] == ["0001", "0002"]
+    with pytest.raises(ValueError, match="missing_masks"):
+        SaliencyDataset(root, missing_masks="ignore")
+
+
+def test_image_scores_aggregate_exactly_like_saliency_scores():
+    from downstream.saliency_optimization.evaluate import aggregate_scores, image_scores
+
+    rng = np.random.default_rng(3)
+    scores, records = SaliencyScores(), []
+    for _ in range(4):
+        g = rng.random((20, 30)) > 0.6
+        s = rng.random((20, 30)) ** 2
+        scores.step(s, g)
+        records.append(image_scores(s, g))
+    assert aggregate_scores(records) == scores.results()  # bit-identical: same means in the same order
+    # mean E over the dataset is the mean of per-image mean E (the paired bootstrap relies on it)
+    assert aggregate_scores(records)["mean_e"] == pytest.approx(np.mean([r["mean_e"] for r in records]), abs=1e-12)
+    with pytest.raises(ValueError, match="no images"):
+        aggregate_scores([])
+
+
+def test_comparisons_and_sentences_hand_case():
+    import pandas as pd
+
+    from benchmarks.sod_table import _sentence, comparisons
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):  # SIN's MAE is 0.01 lower on every image; vs grid only noise
+        base = rng.uniform(0.1, 0.2)
+        for prov, mae in (("sin", base - 0.01), ("slic", base), ("grid", base - 0.01 + rng.normal(0, 0.01))):
+            rows.append({"image": f"{i:04d}", "size": 200, "provider": prov, "mae": mae, "s_measure": 0.8,
+                         "mean_e": 0.7})
+    comps = comparisons(pd.DataFrame(rows), ["sin", "slic", "grid"], [200])
+    by = {(c["other"], c["metric"]): c for c in comps}
+    slic = by[("slic", "mae")]
+    assert slic["diff"] == pytest.approx(-0.01) and slic["significant"] and slic["n"] == 40
+    assert "SIN is better than SLIC on MAE" in _sentence(slic) and "larger than the noise" in _sentence(slic)
+    grid = by[("grid", "mae")]
+    assert grid["lo"] < 0 < grid["hi"] and not grid["significant"] and "not larger than the noise" in _sentence(grid)
+    assert not by[("slic", "s_measure")]["significant"]  # identical values: zero difference
+    assert comparisons(pd.DataFrame(rows), ["slic", "grid"], [200]) == []  # no SIN, nothing to compare
+
+
+def _sod(tmp_path, root, *extra, out="out"):
+    from benchmarks.sod_table import main
+
+    return main(["--dataset", str(root), "--out", str(tmp_path / out), "--cache", str(tmp_path / "cache"),
+                 "--processes", "1", "--quiet", "--examples", "2", *extra])
+
+
+def test_sod_table_skips_bad_pairs_and_reports_them(tmp_path, capsys):
+    root = _make_dataset(tmp_path / "ECSSD", n=4, size=(60, 80))
+    (root / "ground_truth_mask" / "0001.png").unlink()
+    Image.fromarray(np.zeros((61, 80), np.uint8)).save(root / "ground_truth_mask" / "0002.png")
+    rows = _sod(tmp_path, root, "--providers", "grid", "sin", "--n-segments", "200")
+    assert [r["n_images"] for r in rows] == [2, 2]
+    err = capsys.readouterr().err
+    assert "skipping image 0001: no mask" in err and "skipping image 0002: mask 0002.png is 61x80" in err
+    md = (tmp_path / "out" / "table2_ECSSD.md").read_text()
+    assert "Images left out" in md and "`0001`" in md and "`0002`" in md
+    assert "2-image `ECSSD` set" in md  # not presented as the real ECSSD
+
+
+def test_sod_table_outputs_and_cache_keys(tmp_path):
+    import pandas as pd
+
+    from benchmarks.sod_table import so_key
+
+    root = _make_dataset(tmp_path / "toy", n=3, size=(60, 80))
+    rows = _sod(tmp_path, root, "--providers", "grid", "sin", "--n-segments", "200", "400")
+    assert [(r["size"], r["provider"]) for r in rows] == [(200, "grid"), (200, "sin"), (400, "grid"), (400, "sin")]
+    per = pd.read_csv(tmp_path / "out" / "table2_toy_per_image.csv.gz")
+    assert len(per) == 3 * 2 * 2 and set(per.columns) >= {"image", "size", "provider", "mae", "s_measure", "max_f",
+                                                          "mean_e", "n_superpixels"}
+    for r in rows:  # the table's MAE is the mean of the per-image MAEs
+        sel = per[(per["size"] == r["size"]) & (per["provider"] == r["provider"])]
+        assert r["mae"] == pytest.approx(sel["mae"].mean(), abs=1e-6)
+        assert r["n_requested" if "n_requested" in r else "mean_requested"] == round(60 * 80 * r["size"] / 120000)
+    md = (tmp_path / "out" / "table2_toy.md").read_text()
+    assert "Is SIN's difference larger than the noise?" in md and "SIN - GRID" in md and "Wall time:" in md
+    assert "24 maps computed" not in md and "12 maps computed, 0 reused" in md
+    assert (tmp_path / "out" / "table2_toy_examples.png").stat().st_size > 1000
+    # resumable: everything reused, same numbers
+    again = _sod(tmp_path, root, "--providers", "grid", "sin", "--n-segments", "200", "400", out="out2")
+    assert [r["mae"] for r in again] == [r["mae"] for r in rows]
+    assert "0 maps computed, 12 reused" in (tmp_path / "out2" / "table2_toy.md").read_text()
+    # the label maps went through the one LabelCache, keyed by provider fingerprint
+    from sin.providers import get_provider
+
+    assert (tmp_path / "cache" / "labels" / get_provider("grid").tag).is_dir()
+    # SO constants change the SO-map key; an edited image with the same name is recomputed
+    assert so_key("code") != so_key("paper")
+    img = np.asarray(Image.open(root / "images" / "0000.jpg")).copy()
+    img[:10] = 255 - img[:10]
+    Image.fromarray(img).save(root / "images" / "0000.jpg")
+    _sod(tmp_path, root, "--providers", "grid", "--n-segments", "200", out="out3")
+    assert "1 maps computed, 2 reused" in (tmp_path / "out3" / "table2_toy.md").read_text()
+
+
+def test_sod_table_cli_errors(tmp_path):
+    from benchmarks.sod_table import main
+
+    root = _make_dataset(tmp_path / "toy", n=1, size=(60, 80))
+    with pytest.raises(SystemExit, match="unknown superpixel provider 'nope'"):
+        _sod(tmp_path, root, "--providers", "nope")
+    with pytest.raises(SystemExit, match="not found"):
+        _sod(tmp_path, tmp_path / "absent", "--providers", "grid")
+    with pytest.raises(SystemExit):
+        main(["--dataset", str(root), "--n-segments", "0"])
+    with pytest.raises(SystemExit):
+        main(["--dataset", str(root), "--processes", "0"])
+
+
+def test_sod_table_slic_gets_the_so_demo_compactness():
+    from benchmarks.sod_table import table_providers
+
+    provs, skipped = table_providers(["slic", "slic:compactness=10", "grid", "nope"], skip_unavailable=True)
+    assert [p.params.get("compactness") for p in provs] == [20.0, 10, None] and skipped == ["nope"]
+
+
 @pytest.mark.data
 def test_sod_table_on_saliency_mini(tmp_path):
     from benchmarks.sod_table import main
 
     root = data_path("saliency-mini")
-    rows = main(["--dataset", str(root), "--providers", "slic", "grid", "not_a_provider", "--sizes", "200",
-                 "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--quiet", "--examples", "2"])
+    rows = main(["--dataset", str(root), "--providers", "slic", "grid", "not_a_provider", "--skip-unavailable",
+                 "--n-segments", "200", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"),
+                 "--processes", "1", "--quiet", "--examples", "2"])
     assert {(r["provider"], r["size"]) for r in rows} == {("slic", 200), ("grid", 200)}
     for r in rows:
         assert r["n_images"] == 5 and 0 < r["mae"] < 0.5 and 150 < r["mean_superpixels"] < 250
@@ -121,9 +255,73 @@ def test_sod_table_on_saliency_mini(tmp_path):
     with open(tmp_path / "out" / "table2_saliency-mini.csv") as f:
         got = list(csv.DictReader(f))
     assert [r["provider"] for r in got] == ["slic", "grid"]  # the order asked for
-    assert got[0]["paper_ecssd_mae"] == "0.1719" and got[1]["paper_ecssd_mae"] == ""
+    assert float(got[0]["paper_ecssd_mae"]) == 0.1719 and got[1]["paper_ecssd_mae"] == ""
+    assert got[0]["provider_spec"] == "slic:compactness=20.0"
     assert (tmp_path / "out" / "table2_saliency-mini_examples.png").stat().st_size > 1000
-    # resumable: a second run reuses the cached maps and gives the same numbers
-    again = main(["--dataset", str(root), "--providers", "slic", "grid", "--sizes", "200",
-                  "--out", str(tmp_path / "out2"), "--cache", str(tmp_path / "cache"), "--quiet", "--examples", "1"])
-    assert [r["mae"] for r in again] == [r["mae"] for r in rows]
+
+
+@pytest.mark.data
+def test_committed_saliency_mini_table_is_reproduced(tmp_path):
+    """The committed smoke table (slic, snic rows) comes out again from the current code."""
+    import pandas as pd
+
+    from benchmarks.sod_table import main
+
+    committed = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "saliency" / "table2_saliency-mini.csv")
+    main(["--dataset", str(data_path("saliency-mini")), "--providers", "slic", "snic", "--n-segments", "200",
+          "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--processes", "1", "--quiet"])
+    got = pd.read_csv(tmp_path / "out" / "table2_saliency-mini.csv")
+    ref = committed[committed["size"] == 200].set_index("provider").loc[["slic", "snic"]]
+    for m in ("mean_superpixels", "mae", "s_measure", "max_f", "mean_e", "max_e"):
+        np.testing.assert_allclose(got[m].to_numpy(), ref[m].to_numpy(), atol=1e-6, err_msg=m)
+
+
+@pytest.mark.data
+def test_so_on_three_ecssd_images_through_the_loader():
+    """End to end on the real data: loader (incl. the grayscale 0557.jpg) -> provider -> SO -> scores."""
+    from downstream.saliency_optimization import so_saliency
+    from downstream.saliency_optimization.evaluate import aggregate_scores, image_scores
+
+    ds = SaliencyDataset(data_path("ECSSD", "ground_truth_mask").parent)
+    assert ds.layout == "ecssd" and len(ds) == 1000 and ds.check(drop=False) == []
+    names = [it.name for it in ds.items]
+    records = []
+    for i in (0, names.index("0557"), 999):
+        _, image, gt = ds.load(i)
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and gt.shape == image.shape[:2]
+        smap = so_saliency(image, "grid", round(image.shape[0] * image.shape[1] / 600))
+        assert smap.shape == gt.shape and smap.min() == 0.0 and smap.max() == 1.0
+        records.append(image_scores(smap, gt))
+    res = aggregate_scores(records)
+    assert res["n_images"] == 3 and 0 < res["mae"] < 0.5 and 0.3 < res["s_measure"] <= 1
+
+
+def test_sod_table_jobs_pickle_for_spawned_workers(tmp_path):
+    """Workers are spawned: every job (with every default provider) must survive pickling."""
+    import pickle
+
+    from benchmarks.sod_table import DEFAULT_PROVIDERS, _image_job, _Job, _portable, _restore, so_key, table_providers
+    from downstream.saliency_optimization import CODE_PARAMS
+
+    providers, _ = table_providers([*DEFAULT_PROVIDERS, "sin:precision='fp32'"], skip_unavailable=True)
+    portable = tuple(_portable(p) for p in providers)
+    back = pickle.loads(pickle.dumps(portable))
+    assert [_restore(p) for p in back] == providers
+    assert [_restore(p).fingerprint for p in back] == [p.fingerprint for p in providers]
+    root = _make_dataset(tmp_path / "toy", n=1, size=(60, 80))
+    job = _Job(0, "0000", root / "images" / "0000.jpg", root / "ground_truth_mask" / "0000.png",
+               pickle.loads(pickle.dumps(portable[-2:])), (200,), CODE_PARAMS, so_key("code"), "toy",
+               str(tmp_path / "c" / "labels"), str(tmp_path / "c" / "saliency"), False)
+    out = _image_job(pickle.loads(pickle.dumps(job)))
+    assert not out["errors"] and out["computed"] == 2
+
+
+@pytest.mark.slow
+def test_sod_table_parallel_equals_serial(tmp_path):
+    root = _make_dataset(tmp_path / "toy", n=4, size=(60, 80))
+    serial = _sod(tmp_path, root, "--providers", "grid", "sin", "--n-segments", "200", out="a")
+    from benchmarks.sod_table import main
+
+    parallel = main(["--dataset", str(root), "--out", str(tmp_path / "b"), "--cache", str(tmp_path / "cache2"),
+                     "--processes", "2", "--quiet", "--providers", "grid", "sin", "--n-segments", "200"])
+    assert [r["mae"] for r in parallel] == [r["mae"] for r in serial]

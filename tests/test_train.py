@@ -218,3 +218,115 @@ def test_training_curve_stitches_a_restarted_clock(tmp_path):
     (run / "log.csv").write_text("iteration,loss,lr,seconds\n10,9,1e-4,50\n20,8,1e-4,100\n30,7,1e-4,10\n"
                                  "40,6,1e-4,20\n")
     assert read_log(run).seconds.tolist() == [50, 100, 110, 120]
+
+
+# ---------------------------------------------------------------------------------- the train CLI
+def _write_bsds(root, images, segs, split="train"):
+    import scipy.io
+    from PIL import Image
+
+    (root / "images" / split).mkdir(parents=True, exist_ok=True)
+    (root / "groundTruth" / split).mkdir(parents=True, exist_ok=True)
+    for i, (img, gts) in enumerate(zip(images, segs)):
+        Image.fromarray(img).save(root / "images" / split / f"{i}.jpg", quality=95)
+        cell = np.empty((1, len(gts)), dtype=object)
+        for t, g in enumerate(gts):
+            cell[0, t] = {"Segmentation": (g + 1).astype(np.uint16)}
+        scipy.io.savemat(root / "groundTruth" / split / f"{i}.mat", {"groundTruth": cell})
+    return root
+
+
+def _train_cli(capsys, *args):
+    from sin.cli import main
+
+    capsys.readouterr()
+    rc = main(["train", "--preset", "tiny", "--splits", "train", "--crop", "17", "--iterations", "2",
+               "--checkpoint-every", "1", "--snapshot-every", "1", *map(str, args)])
+    # stderr minus the tqdm progress bar: what a user reads
+    err = "\n".join(line for line in capsys.readouterr().err.splitlines() if "train SIN" not in line).strip()
+    return rc, err
+
+
+@pytest.fixture
+def bsds(tmp_path):
+    images, segs = edge_images(2, h=24, w=28)
+    return _write_bsds(tmp_path / "bsds", images, segs)
+
+
+def test_train_cli_never_replaces_an_existing_run(tmp_path, bsds, capsys):
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    assert _train_cli(capsys, "--data", bsds, "--out", out) == (0, "")
+    log = (out / "log.csv").read_bytes()
+    ckpt = (out / "checkpoint.pt").read_bytes()
+    # the old code silently restarted here and rewrote checkpoint.pt and log.csv
+    rc, err = _train_cli(capsys, "--data", bsds, "--out", out, "--iterations", "1")
+    assert rc == 2 and len(err.splitlines()) == 1 and "--resume" in err and "--overwrite" in err, err
+    assert (out / "log.csv").read_bytes() == log and (out / "checkpoint.pt").read_bytes() == ckpt
+    # --overwrite starts over and leaves no stale snapshot of the old run behind
+    (out / "step_0000999.pt").write_bytes(b"stale")
+    assert _train_cli(capsys, "--data", bsds, "--out", out, "--iterations", "1", "--overwrite")[0] == 0
+    assert sorted(p.name for p in out.glob("step_*.pt")) == ["step_0000001.pt"]
+    with open(out / "log.csv") as f:
+        assert [int(r["iteration"]) for r in csv.DictReader(f)] == [1]
+
+
+def test_train_cli_resume_refuses_other_data_and_inference_weights(tmp_path, bsds, capsys):
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    assert _train_cli(capsys, "--data", bsds, "--out", out)[0] == 0
+    images, segs = edge_images(2, h=24, w=28, seed=5)  # same ids and layout, other pixels
+    other = _write_bsds(tmp_path / "other", images, segs)
+    rc, err = _train_cli(capsys, "--data", other, "--out", out, "--resume", "--iterations", "3")
+    assert rc == 2 and len(err.splitlines()) == 1 and "other data" in err, err
+    assert _train_cli(capsys, "--data", bsds, "--out", out, "--resume", "--iterations", "3")[0] == 0
+    # --resume on a folder whose checkpoint.pt is really inference weights: no KeyError
+    (out / "checkpoint.pt").write_bytes((out / "weights.pt").read_bytes())
+    rc, err = _train_cli(capsys, "--data", bsds, "--out", out, "--resume", "--iterations", "4")
+    assert rc == 2 and len(err.splitlines()) == 1 and "not a training checkpoint" in err, err
+
+
+@pytest.mark.parametrize("flag, value", [("--gamma", "-1"), ("--gamma", "0"), ("--gamma", "1.5"), ("--lr", "0"),
+                                         ("--lr", "-1e-3"), ("--checkpoint-every", "0"), ("--log-every", "0"),
+                                         ("--iterations", "0"), ("--batch-size", "0"), ("--snapshot-every", "-2"),
+                                         ("--limit", "0"), ("--gamma", "nan"), ("--lr", "x")])
+def test_train_cli_rejects_bad_numbers_up_front(tmp_path, capsys, flag, value):
+    from sin.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--out", str(tmp_path / "run"), f"{flag}={value}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{flag} must be" in err.splitlines()[-1], err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_config_rejects_negative_gamma_and_zero_cadences():
+    for bad in ({"gamma": -1.0}, {"gamma": 0.0}, {"gamma": 2.0}, {"lr": 0.0}, {"checkpoint_every": 0},
+                {"log_every": 0}, {"snapshot_every": 0}, {"batch_size": 0}, {"weight_decay": -1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TrainConfig(**bad)
+
+
+def test_train_cli_checks_the_data_before_loading_it(tmp_path, bsds, capsys, monkeypatch):
+    import sin.datasets.bsds500 as b
+
+    def no_decoding(*a, **k):
+        raise AssertionError("an image was decoded before the data check failed")
+
+    monkeypatch.setattr(b, "read_image", no_decoding)
+    # the train split exists, the val split does not: the old code loaded train first
+    rc, err = _train_cli(capsys, "--data", bsds, "--out", tmp_path / "run", "--splits", "train", "val")
+    assert rc == 2 and len(err.splitlines()) == 1 and "val" in err, err
+    rc, err = _train_cli(capsys, "--data", tmp_path / "missing", "--out", tmp_path / "run")
+    assert rc == 2 and len(err.splitlines()) == 1 and "not found" in err, err
+    (tmp_path / "empty" / "images" / "train").mkdir(parents=True)
+    (tmp_path / "empty" / "groundTruth" / "train").mkdir(parents=True)
+    rc, err = _train_cli(capsys, "--data", tmp_path / "empty", "--out", tmp_path / "run")
+    assert rc == 2 and "no .jpg images" in err, err
+    rc, err = _train_cli(capsys, "--data", bsds, "--out", tmp_path / "run", "--device", "cuda:7")
+    assert rc == 2 and len(err.splitlines()) == 1 and "--device" in err, err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc, err = _train_cli(capsys, "--data", bsds, "--out", blocker / "run")
+    assert rc == 2 and len(err.splitlines()) == 1, err

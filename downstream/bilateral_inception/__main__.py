@@ -10,13 +10,19 @@ then the Bilateral Inception head on one provider's superpixels (trunk frozen, f
 ``--finetune-trunk`` trains both end to end)::
 
     python -m downstream.bilateral_inception train --stage bi --dataset msrc21 \\
-        --trunk-checkpoint runs/bi/trunk/best.pt --provider slic --n-segments 600 --out runs/bi/slic
+        --trunk-checkpoint runs/bi/trunk/best.pt --provider slic:compactness=10 --n-segments 600 --out runs/bi/slic
 
 and evaluate (per-class IoU + mIoU as JSON; VOC palette PNGs with ``--png-dir``; without
 ``--bi-checkpoint``: the trunk's bilinear baseline)::
 
     python -m downstream.bilateral_inception eval --dataset msrc21 --split test \\
         --trunk-checkpoint runs/bi/trunk/best.pt --bi-checkpoint runs/bi/slic/best.pt --out runs/bi/slic/test.json
+
+``--provider`` takes any superpixel provider: a registered name (``python -m sin providers``),
+``NAME:key=value,...`` or your own ``package.module:function``. Superpixels come from the toolkit's
+label-map cache and trunk features from ``--cache-dir`` (keys cover the trunk weights, input size,
+images and code). The BI checkpoint records the provider; ``eval`` refuses a provider whose
+fingerprint differs from the trained one unless ``--allow-provider-change``.
 
 Checkpoints are written atomically every epoch; an interrupted run resumes from ``last.pt``
 (``--no-resume`` starts over). VOC: ``--dataset voc --data-root VOCdevkit`` (splits train / val /
@@ -29,12 +35,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+from sin.argtypes import non_negative_int, positive_float, positive_int
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["build_parser", "main"]
+
+
+# ------------------------------------------------------------------ argument types (checked up front)
+def short_side(text: str) -> int:
+    value = non_negative_int(text)
+    if 0 < value < 9:
+        raise argparse.ArgumentTypeError(f"expected 0 (native size) or at least 9, got {value}")
+    return value
 
 
 def _open(args, split):
@@ -48,13 +61,18 @@ def _common(p):
     p.add_argument("--data-root", type=Path, default=None,
                    help="dataset folder (msrc21: default $SIN_DATA_ROOT/MSRC21; voc: VOC2012/VOCdevkit; folder)")
     p.add_argument("--sbd-root", type=Path, default=None, help="SBD benchmark_RELEASE, for --train-split train_aug")
-    p.add_argument("--short-side", type=int, default=257, help="trunk input shorter side (0: native size)")
-    p.add_argument("--cache-dir", type=Path, default=REPO / "cache" / "bi", help="feature / superpixel caches")
+    p.add_argument("--short-side", type=short_side, default=257, help="trunk input shorter side (0: native size)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="feature caches (default $SIN_CACHE_DIR/bi); superpixels: the toolkit's label cache")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--limit", type=int, default=None, help="first N images of every split (smoke runs)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None, help="first N images of every split (smoke runs)")
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads (default: torch's choice; on a busy shared CPU 1 is often fastest)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+PROVIDER_HELP = ("superpixel provider: a registered name (python -m sin providers), NAME:key=value,... "
+                 "(e.g. slic:compactness=20, sin:weights=PATH) or package.module:function")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,10 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--train-split", default="train")
     t.add_argument("--val-split", default="val", help="'none' for no validation")
     t.add_argument("--out", type=Path, required=True, help="run folder (last.pt, best.pt, record.json)")
-    t.add_argument("--epochs", type=int, default=None, help="default: 8")
-    t.add_argument("--lr", type=float, default=None, help="default: 5e-4 (trunk), 1e-3 (bi)")
-    t.add_argument("--batch-size", type=int, default=None, help="default: 8 (trunk), 4 (bi)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=non_negative_int, default=None, help="default: 8")
+    t.add_argument("--lr", type=positive_float, default=None, help="default: 5e-4 (trunk), 1e-3 (bi)")
+    t.add_argument("--batch-size", type=positive_int, default=None, help="default: 8 (trunk), 4 (bi)")
+    t.add_argument("--seed", type=non_negative_int, default=0)
     t.add_argument("--no-resume", dest="resume", action="store_false")
     # trunk stage
     t.add_argument("--trunk", default="deeplabv3_mobilenetv2",
@@ -84,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trunk stage: train head + classifier on cached backbone outputs, or everything")
     # bi stage
     t.add_argument("--trunk-checkpoint", type=Path, help="bi stage: best.pt of the trunk stage")
-    t.add_argument("--provider", default="slic", help="superpixel provider (see `python -m sin providers`)")
-    t.add_argument("--n-segments", type=int, default=600)
+    t.add_argument("--provider", default="slic", metavar="NAME[:k=v,...]", help=PROVIDER_HELP)
+    t.add_argument("--n-segments", type=positive_int, default=600)
     t.add_argument("--init", choices=["trunk", "spec"], default="trunk",
                    help="bi stage: start from the trunk's classifier, or the released model's initialisation")
     t.add_argument("--dropout", type=float, default=None,
@@ -93,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--finetune", choices=["none", "head", "full"], default="none",
                    help="bi stage: the trunk frozen (cached features), its head trained too (cached backbone "
                         "outputs), or all of it (no cache)")
-    t.add_argument("--trunk-lr", type=float, default=1e-4, help="bi stage: lr of the trunk with --finetune")
+    t.add_argument("--trunk-lr", type=positive_float, default=1e-4, help="bi stage: lr of the trunk with --finetune")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="per-class IoU and mIoU of the baseline or of a BI model")
@@ -104,122 +122,102 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--trunk", default="deeplabv3_mobilenetv2")
     e.add_argument("--trunk-weights", default=None)
     e.add_argument("--bi-checkpoint", type=Path, default=None, help="best.pt of the bi stage (omit: baseline)")
-    e.add_argument("--provider", default=None, help="default: the BI checkpoint's")
-    e.add_argument("--n-segments", type=int, default=None, help="default: the BI checkpoint's")
+    e.add_argument("--provider", default=None, metavar="NAME[:k=v,...]",
+                   help=PROVIDER_HELP + " (default: the BI checkpoint's)")
+    e.add_argument("--n-segments", type=positive_int, default=None, help="default: the BI checkpoint's")
+    e.add_argument("--allow-provider-change", action="store_true",
+                   help="evaluate with a provider other than the trained one (a warning instead of an error)")
     e.add_argument("--png-dir", type=Path, default=None, help="write VOC palette PNG predictions here")
     e.add_argument("--out", type=Path, default=None, help="JSON with per-class IoU and mIoU")
     e.set_defaults(func=_cmd_eval)
     return ap
 
 
-def _short(args):
-    return None if not args.short_side else args.short_side
+def _validate(args) -> None:
+    """Everything that can be checked before any data is loaded (one-line errors)."""
+    import torch
+
+    from sin.providers import get_provider
+
+    if str(args.device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: CUDA is not available on this machine (use --device cpu)")
+    try:
+        torch.device(args.device)
+    except RuntimeError:
+        raise ValueError(f"--device {args.device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
+    for flag in ("trunk_checkpoint", "bi_checkpoint"):
+        path = getattr(args, flag, None)
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"--{flag.replace('_', '-')} not found: {path}")
+    weights = getattr(args, "trunk_weights", None)
+    if weights is not None and ("/" in str(weights) or str(weights).endswith((".pt", ".pth"))) \
+            and not Path(weights).is_file():
+        raise FileNotFoundError(f"--trunk-weights not found: {weights}")
+    if getattr(args, "provider", None) is not None:
+        args.provider = get_provider(args.provider)  # unknown names / parameters fail here, before any work
+    if args.command == "train" and args.stage == "bi" and args.trunk_checkpoint is None:
+        raise ValueError("--stage bi needs --trunk-checkpoint (best.pt of --stage trunk)")
+    if args.command == "train" and args.dropout is not None and not 0 <= args.dropout < 1:
+        raise ValueError(f"--dropout must be in [0, 1), got {args.dropout}")
 
 
-def _feature_cache(args, trunk, trunk_path, datasets):
-    from . import train as T
+def _pipeline(args):
+    from .pipeline import BIPipeline
 
-    fp = T.file_fingerprint(trunk_path) if trunk_path is not None else "pretrained"
-    d = Path(args.cache_dir) / datasets[0].name / f"features_{trunk.name}_{fp}_s{args.short_side}"
-    for ds in datasets:
-        cache = T.cache_features(trunk, ds, d, short_side=_short(args), device=args.device, progress=args.progress)
-    return cache
-
-
-def _bi_cache(args, trunk, trunk_path, datasets, finetune):
-    """What BI reads per image: trunk features (frozen trunk), backbone outputs (head fine-tuned), nothing."""
-    from . import train as T
-
-    if finetune == "none":
-        return _feature_cache(args, trunk, trunk_path, datasets)
-    if finetune == "head":
-        fp = T.file_fingerprint(trunk_path) if trunk_path is not None else "pretrained"
-        d = Path(args.cache_dir) / datasets[0].name / f"backbone_{trunk.name}_{fp}_s{args.short_side}"
-        for ds in datasets:
-            cache = T.cache_backbone(trunk, ds, d, short_side=_short(args), device=args.device,
-                                     progress=args.progress)
-        return cache
-    return None
-
-
-def _superpixels(args, provider, n_segments, datasets):
-    from . import train as T
-
-    labels = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for ds in datasets:
-            labels.update(T.cache_superpixels(ds, provider, n_segments, Path(args.cache_dir) / ds.name / "superpixels",
-                                              progress=args.progress)["labels"])
-    return labels
+    return BIPipeline(args.cache_dir, short_side=args.short_side, device=args.device, progress=args.progress)
 
 
 def _cmd_train(args) -> int:
-    from . import train as T
-    from .trunks import build_trunk
+    from .bi_training import BITrainConfig
+    from .trunk_training import TrunkTrainConfig
 
+    pipe = _pipeline(args)
     train_set = _open(args, args.train_split)
     val_set = None if args.val_split == "none" else _open(args, args.val_split)
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.stage == "trunk":
-        trunk = build_trunk(args.trunk, args.trunk_weights,
-                            num_classes=train_set.num_classes if args.trunk == "tiny" else 21)
-        cfg = T.TrunkTrainConfig(epochs=8 if args.epochs is None else args.epochs, lr=args.lr or 5e-4,
-                                 batch_size=args.batch_size or 8, short_side=_short(args), mode=args.mode,
-                                 seed=args.seed)
-        bb_dir = Path(args.cache_dir) / train_set.name / f"backbone_{args.out.name}"
-        record = T.train_trunk(trunk, train_set, val_set, args.out, config=cfg, backbone_cache_dir=bb_dir,
-                               device=args.device, resume=args.resume, progress=args.progress,
-                               meta={"weights": str(args.trunk_weights)})
+        handle = pipe.pretrained_trunk(args.trunk, args.trunk_weights,
+                                       num_classes=train_set.num_classes if args.trunk == "tiny" else 21)
+        cfg = TrunkTrainConfig(epochs=8 if args.epochs is None else args.epochs, lr=args.lr or 5e-4,
+                               batch_size=args.batch_size or 8, short_side=pipe.short_side, mode=args.mode,
+                               seed=args.seed)
+        _, record, _ = pipe.fine_tune_trunk(handle, train_set, val_set, config=cfg, out_dir=args.out,
+                                            resume=args.resume)
     else:
-        if args.trunk_checkpoint is None:
-            raise SystemExit("error: --stage bi needs --trunk-checkpoint (best.pt of --stage trunk)")
-        trunk, _ = T.load_trunk_checkpoint(args.trunk_checkpoint)
-        cfg = T.BITrainConfig(epochs=8 if args.epochs is None else args.epochs, lr=args.lr or 1e-3,
-                              batch_size=args.batch_size or 4, init=args.init, dropout=args.dropout,
-                              finetune=args.finetune, trunk_lr=args.trunk_lr, short_side=_short(args), seed=args.seed)
-        sets = [train_set] + ([val_set] if val_set is not None else [])
-        sps = _superpixels(args, args.provider, args.n_segments, sets)
-        cache = _bi_cache(args, trunk, args.trunk_checkpoint, sets, args.finetune)
-        head = T.build_head(trunk, train_set.num_classes, cfg)
-        record = T.train_bi(head, train_set, val_set, sps, args.out, config=cfg, feature_cache=cache, trunk=trunk,
-                            device=args.device, resume=args.resume, progress=args.progress,
-                            meta={"provider": args.provider, "n_segments": args.n_segments,
-                                  "trunk_checkpoint": str(args.trunk_checkpoint)})
-    (args.out / "record.json").write_text(json.dumps(record, indent=2) + "\n")
+        handle = pipe.trunk_from_checkpoint(args.trunk_checkpoint)
+        cfg = BITrainConfig(epochs=8 if args.epochs is None else args.epochs, lr=args.lr or 1e-3,
+                            batch_size=args.batch_size or 4, init=args.init, dropout=args.dropout,
+                            finetune=args.finetune, trunk_lr=args.trunk_lr, short_side=pipe.short_side,
+                            seed=args.seed)
+        _, _, record, _ = pipe.train_bi(handle, args.provider, args.n_segments, train_set, val_set, config=cfg,
+                                        out_dir=args.out, resume=args.resume,
+                                        meta={"trunk_checkpoint": str(args.trunk_checkpoint)})
+    from sin.io import atomic_write
+
+    atomic_write(args.out / "record.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
     print(f"done: best val mIoU {record['best_miou']:.4f} (epoch {record['best_epoch']}) -> {args.out / 'best.pt'}")
     return 0
 
 
 def _cmd_eval(args) -> int:
-    from . import train as T
-    from .trunks import build_trunk
-
+    pipe = _pipeline(args)
     ds = _open(args, args.split)
     if args.trunk_checkpoint is not None:
-        trunk, _ = T.load_trunk_checkpoint(args.trunk_checkpoint)
+        handle = pipe.trunk_from_checkpoint(args.trunk_checkpoint)
     else:
-        trunk = build_trunk(args.trunk, args.trunk_weights)
-    if trunk.num_classes != ds.num_classes:
-        raise SystemExit(f"error: the trunk predicts {trunk.num_classes} classes, {ds.name} has {ds.num_classes}")
+        handle = pipe.pretrained_trunk(args.trunk, args.trunk_weights)
+    if handle.trunk.num_classes != ds.num_classes:
+        raise ValueError(f"the trunk predicts {handle.trunk.num_classes} classes, {ds.name} has {ds.num_classes}")
     if args.bi_checkpoint is None:
-        cm = T.evaluate_baseline(trunk, ds, short_side=_short(args), device=args.device, progress=args.progress,
-                                 png_dir=args.png_dir)
-        what = f"baseline ({trunk.name}, bilinear upsampling)"
+        cm = pipe.evaluate_baseline(handle, ds, png_dir=args.png_dir)
+        what = f"baseline ({handle.trunk.name}, bilinear upsampling)"
     else:
-        head, state = T.load_bi_checkpoint(args.bi_checkpoint)
-        provider = args.provider or state["meta"].get("provider")
-        n_segments = args.n_segments or state["meta"].get("n_segments")
-        if provider is None or n_segments is None:
-            raise SystemExit("error: pass --provider and --n-segments (not recorded in the BI checkpoint)")
-        sps = _superpixels(args, provider, n_segments, [ds])
+        head, bi_handle, provider, n_segments, state = pipe.load_bi(
+            args.bi_checkpoint, handle, args.provider, args.n_segments,
+            allow_provider_change=args.allow_provider_change)
         finetune = state["config"].get("finetune", "none")
-        cache = _bi_cache(args, trunk, args.trunk_checkpoint, [ds], finetune)  # before loading the BI trunk state
-        if state.get("trunk_state") is not None:
-            trunk.load_state_dict(state["trunk_state"])
-        cm = T.evaluate_bi(head, ds, sps, feature_cache=cache, trunk=trunk, finetune=finetune,
-                           short_side=_short(args), device=args.device, progress=args.progress, png_dir=args.png_dir)
-        what = f"BI({provider}, k={n_segments}) on {trunk.name}"
+        cm = pipe.evaluate_bi(head, bi_handle, provider, n_segments, ds, finetune=finetune, inputs_from=handle,
+                              png_dir=args.png_dir)
+        what = f"BI({provider.spec_string()}, k={n_segments}) on {handle.trunk.name}"
     summary = {"dataset": ds.name, "split": args.split, "model": what, **cm.summary(ds.classes)}
     text = json.dumps(summary, indent=2)
     if args.out is not None:
@@ -233,12 +231,25 @@ def _cmd_eval(args) -> int:
 
 
 def main(argv=None) -> int:
+    """Run the command line; expected failures end with one ``error: ...`` line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    if args.threads is not None:
-        import torch
+    try:
+        _validate(args)
+        if args.threads is not None:
+            import torch
 
-        torch.set_num_threads(args.threads)
-    return args.func(args)
+            torch.set_num_threads(args.threads)
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of memory (try --limit, a smaller --short-side or --batch-size)", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, KeyError) as exc:  # FileNotFoundError, PermissionError, corrupted files, ...
+        msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print("error: " + " ".join(msg.split()), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -372,8 +372,8 @@ def build_deeplabv3_mnv2(weights_path=None, num_classes: int = 21) -> DeepLabV3M
     """
     model = DeepLabV3MobileNetV2(num_classes=num_classes)
     if weights_path is not None:
-        state = load_torch_file(weights_path, "DeepLabV3-MobileNetV2 weights",
-                                hint=" (expected deeplabv3_mnv2_dm05_tflite_weights.pt, see ../shared/weights/README.md)")
+        hint = " (expected deeplabv3_mnv2_dm05_tflite_weights.pt, see ../shared/weights/README.md)"
+        state = load_torch_file(weights_path, "DeepLabV3-MobileNetV2 weights", hint=hint)
         model.load_tflite_state_dict(state, source=str(weights_path))
     return model.eval()
 

@@ -136,6 +136,9 @@ def superpixel_features(image: torch.Tensor, assignment: Assignment, *, pixel_va
     SuperpixelFeatures
     """
     image = _check_image(image)
+    if image.shape[-2] == 0 or image.shape[-1] == 0 or assignment.num_superpixels < 1:
+        raise ValueError(f"superpixel features need a non-empty image and label map, got image "
+                         f"{tuple(image.shape)} with {assignment.num_superpixels} superpixels")
     if assignment.shape != tuple(image.shape[-2:]):
         raise ValueError(f"assignment is {assignment.shape}, image is {tuple(image.shape[-2:])}: "
                          "superpixels must be given at the image's resolution")

@@ -16,7 +16,8 @@ from PIL import Image
 
 from sin.io import atomic_write
 
-__all__ = ["VOID", "confusion_matrix", "ConfusionMatrix", "iou_per_class", "voc_colormap", "write_palette_png"]
+__all__ = ["VOID", "confusion_matrix", "ConfusionMatrix", "iou_per_class", "mean_iou", "paired_bootstrap_miou",
+           "voc_colormap", "write_palette_png"]
 
 VOID = 255
 
@@ -52,6 +53,71 @@ def iou_per_class(cm: np.ndarray) -> np.ndarray:
     denom = cm.sum(0) + cm.sum(1) - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, tp / np.where(denom > 0, denom, 1), np.nan)
+
+
+def mean_iou(cm: np.ndarray) -> np.ndarray:
+    """mIoU of one ``(K, K)`` confusion matrix or of a stack ``(..., K, K)`` (classes never seen
+    left out; NaN when no class is seen)."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    denom = cm.sum(-2) + cm.sum(-1) - tp
+    seen = denom > 0
+    iou = np.where(seen, tp / np.where(seen, denom, 1), 0.0)
+    n = seen.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, iou.sum(-1) / np.maximum(n, 1), np.nan)
+
+
+def paired_bootstrap_miou(a, b, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Paired bootstrap over images of the mIoU difference ``a - b``.
+
+    mIoU is not a mean of per-image scores (it is computed from the confusion matrix summed over
+    the set), so the bootstrap resamples *images* and recomputes both mIoUs from the summed
+    per-image confusion matrices of the same resample; the two methods stay paired image by image.
+
+    Parameters
+    ----------
+    a, b : array_like, ``(N, K, K)`` or ``(S, N, K, K)``
+        Per-image confusion matrices of the two methods on the same N images, in the same order.
+        With a leading seed axis ``S`` (runs of both methods with seeds ``0..S-1``, paired by
+        seed) the statistic is the seed mean of the per-seed mIoU differences, and every
+        bootstrap resample uses the same images for all seeds.
+    n_boot : int
+        Number of resamples.
+    confidence : float
+        Two-sided level of the percentile interval.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    dict
+        ``diff`` (the statistic on the actual images), ``low``, ``high`` (percentile interval),
+        ``n_images``, ``n_boot``.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim not in (3, 4) or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"a and b must be matching (N, K, K) or (S, N, K, K) arrays, got {a.shape} and {b.shape}")
+    if a.ndim == 3:
+        a, b = a[None], b[None]
+    s, n, k, _ = a.shape
+    if n < 1:
+        raise ValueError("paired_bootstrap_miou needs at least one image")
+    if n_boot < 1 or not 0 < confidence < 1:
+        raise ValueError(f"n_boot >= 1 and 0 < confidence < 1 are required, got {n_boot}, {confidence}")
+    diff = float(np.mean(mean_iou(a.sum(1)) - mean_iou(b.sum(1))))
+    rng = np.random.default_rng(seed)
+    # multiplicity of each image in each resample: summed matrices are one matrix product
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]).astype(np.float64)
+    stats = np.zeros(n_boot)
+    for si in range(s):
+        ma = (counts @ a[si].reshape(n, k * k)).reshape(n_boot, k, k)
+        mb = (counts @ b[si].reshape(n, k * k)).reshape(n_boot, k, k)
+        stats += mean_iou(ma) - mean_iou(mb)
+    stats /= s
+    alpha = (1 - confidence) / 2
+    low, high = np.nanquantile(stats, [alpha, 1 - alpha])
+    return {"diff": diff, "low": float(low), "high": float(high), "n_images": n, "n_boot": int(n_boot)}
 
 
 class ConfusionMatrix:

@@ -34,9 +34,8 @@ from sin.pooling import Assignment, superpixel_unpool
 
 from .bilateral import BilateralInception, FeatureTransform
 from .features import FEATURE_DIM, XY_DIM, grid_assignment, superpixel_features, valid_pixel_mask
-from .trunks import SegmentationTrunk, TrunkOutput
 
-__all__ = ["BIOutput", "BilateralInceptionHead", "BISegmenter"]
+__all__ = ["BIOutput", "BilateralInceptionHead"]
 
 BI6_SPACES = ("rgbxy", "xy")
 BI7_SPACES = ("rgbxy", "xy") * 3
@@ -169,6 +168,11 @@ class BilateralInceptionHead(nn.Module):
         if image.shape[0] != b or assignment.index.shape[0] not in (1, b):
             raise ValueError(f"batch sizes differ: features {b}, image {image.shape[0]}, "
                              f"assignment {assignment.index.shape[0]}")
+        if assignment.num_superpixels < 1:
+            raise ValueError("Bilateral Inception needs at least one superpixel (got an empty label map)")
+        for what, t in (("features", features), ("image", image)):
+            if not torch.isfinite(t).all():  # NaN would spread through every Gaussian kernel silently
+                raise ValueError(f"Bilateral Inception {what} contain NaN or inf")
         h_pix, w_pix = image.shape[-2:]
         pixel_valid = None if image_sizes is None else valid_pixel_mask(image_sizes, h_pix, w_pix, image.device)
         sp = superpixel_features(image, assignment, pixel_valid=pixel_valid, **self.feature_scales)
@@ -216,22 +220,3 @@ class BilateralInceptionHead(nn.Module):
         sp_logits, mask = self.superpixel_logits(features, image, assignment, image_sizes=image_sizes,
                                                  feature_sizes=feature_sizes)
         return BIOutput(logits=superpixel_unpool(sp_logits, assignment), sp_logits=sp_logits, sp_mask=mask)
-
-
-class BISegmenter(nn.Module):
-    """Trunk + Bilateral Inception head: ``(image, assignment) -> BIOutput`` (and the trunk's own output).
-
-    ``trunk_image`` (optional) is the (resized) copy of ``image`` the trunk sees; by default the
-    trunk sees ``image`` itself.
-    """
-
-    def __init__(self, trunk: SegmentationTrunk, head: BilateralInceptionHead):
-        super().__init__()
-        if head.in_channels != trunk.feature_channels:
-            raise ValueError(f"head expects {head.in_channels} channels, trunk gives {trunk.feature_channels}")
-        self.trunk = trunk
-        self.head = head
-
-    def forward(self, image: torch.Tensor, assignment: Assignment, *, trunk_image: torch.Tensor | None = None):
-        out: TrunkOutput = self.trunk(image if trunk_image is None else trunk_image)
-        return self.head(out.features, image, assignment), out

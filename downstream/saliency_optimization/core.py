@@ -19,9 +19,15 @@ Not ported: the optional frame removal (``removeframe``) of the original SO demo
 Saliency-Objectness demo used by the SIN authors switches it off, and with external superpixels
 it cannot be used (it changes the image size).
 
-``params="code"`` reproduces the released code; ``params="paper"`` switches to the values
+``so_params="code"`` reproduces the released code; ``so_params="paper"`` switches to the values
 published in the paper (see :data:`PAPER_PARAMS`; the paper's text was not available to us,
-so these values are as commonly cited and unverified).
+so these values are as commonly cited and unverified). ``so_params`` always means SO's own
+constants; superpixel-method parameters belong to the provider (``provider="slic:compactness=20"``
+or :func:`sin.get_provider`).
+
+Memory and time grow with the square of the number of superpixels K (dense K x K matrices, peak
+about 70 K^2 bytes): K is refused above :data:`MAX_SUPERPIXELS` (4000, about 1.1 GB) before
+anything K x K is allocated, unless ``max_superpixels=`` raises the limit.
 """
 
 from __future__ import annotations
@@ -37,13 +43,18 @@ from .colour import matlab_rgb_to_lab
 from .graph import (adjacency_matrix, boundary_superpixels, dist_to_weight, geodesic_distances,
                     link_clique, two_ring)
 
-__all__ = ["SOParams", "CODE_PARAMS", "PAPER_PARAMS", "PAPER_UNVERIFIED", "SOResult", "resolve_params",
+__all__ = ["SOParams", "CODE_PARAMS", "PAPER_PARAMS", "PAPER_UNVERIFIED", "MAX_SUPERPIXELS", "SOResult",
+           "resolve_so_params",
            "contiguous_labels", "superpixel_features", "pairwise_distances", "estimate_dynamic_params",
            "boundary_connectivity", "background_probability", "weighted_contrast", "graythresh",
            "smoothness_weights", "optimise_saliency", "saliency_optimization", "saliency_optimization_details",
            "so_saliency", "so_segment_count"]
 
 EPS = np.finfo(np.float64).eps  # MATLAB ``eps`` in the min-max normalisations
+
+#: Largest superpixel count SO accepts by default: it holds about ten dense K x K float64
+#: matrices (peak about 70 K^2 bytes: ~1.1 GB at 4000, ~7 GB at 10000).
+MAX_SUPERPIXELS = 4000
 
 
 @dataclass(frozen=True)
@@ -131,23 +142,30 @@ PAPER_PARAMS = SOParams(
 PAPER_UNVERIFIED = ("fg_minmax", "geo_link_boundary", "mu", "pair convention of the smoothness sum")
 
 
-def resolve_params(params) -> SOParams:
+def resolve_so_params(so_params) -> SOParams:
     """``"code"``, ``"paper"``, an :class:`SOParams`, or a dict of overrides of the code values."""
-    if isinstance(params, SOParams):
-        return params
-    if isinstance(params, str):
-        if params == "code":
+    if isinstance(so_params, SOParams):
+        return so_params
+    if isinstance(so_params, str):
+        if so_params == "code":
             return CODE_PARAMS
-        if params == "paper":
+        if so_params == "paper":
             return PAPER_PARAMS
-        raise ValueError(f"params must be 'code', 'paper', an SOParams or a dict, got {params!r}")
-    if isinstance(params, dict):
+        raise ValueError(f"so_params must be 'code', 'paper', an SOParams or a dict, got {so_params!r}")
+    if isinstance(so_params, dict):
         names = {f.name for f in dataclasses.fields(SOParams)}
-        unknown = set(params) - names
+        unknown = set(so_params) - names
         if unknown:
             raise ValueError(f"unknown SO parameter(s) {sorted(unknown)}; known: {sorted(names)}")
-        return dataclasses.replace(CODE_PARAMS, **params)
-    raise ValueError(f"params must be 'code', 'paper', an SOParams or a dict, got {type(params).__name__}")
+        return dataclasses.replace(CODE_PARAMS, **so_params)
+    raise ValueError(f"so_params must be 'code', 'paper', an SOParams or a dict, got {type(so_params).__name__}")
+
+
+def _check_max_superpixels(max_superpixels) -> int:
+    if isinstance(max_superpixels, bool) or not isinstance(max_superpixels, (int, np.integer)) \
+            or max_superpixels < 2:
+        raise ValueError(f"max_superpixels must be an integer >= 2, got {max_superpixels!r}")
+    return int(max_superpixels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,7 +395,7 @@ class SOResult:
     saliency_map: np.ndarray          # (H, W) float32 in [0, 1]
     labels: np.ndarray                # (H, W) contiguous 0..K-1 actually used
     saliency: np.ndarray              # (K,) optimised s before normalisation
-    params: SOParams
+    so_params: SOParams
     mean_rgb: np.ndarray = field(repr=False, default=None)
     lab: np.ndarray = field(repr=False, default=None)
     pos: np.ndarray = field(repr=False, default=None)
@@ -394,25 +412,31 @@ class SOResult:
         return int(self.saliency.size)
 
 
-def _prepare(image, labels, channel_axis):
+def _prepare(image, labels, channel_axis, max_superpixels=MAX_SUPERPIXELS):
     img = as_uint8_rgb(image, channel_axis=channel_axis)  # the original works on the uint8 image
     lab_map = check_labels(labels, img.shape[:2])
-    lab_map, counts = contiguous_labels(lab_map)
+    lab_map, counts = contiguous_labels(lab_map)  # O(pixels): K is known before anything K x K
+    k = counts.size
+    if k < 2:
+        # one region has no contrast and no neighbours: SO is undefined (MATLAB's
+        # GetMeanMinAndMeanTop fails on the empty neighbour set). Refused rather than
+        # returning an all-zero map that looks like a result.
+        raise ValueError(f"Saliency Optimization needs at least 2 superpixels, the label map has {k} "
+                         f"(on a {lab_map.shape[0]}x{lab_map.shape[1]} image)")
+    if k > max_superpixels:
+        raise ValueError(f"{k} superpixels exceed the Saliency Optimization limit of {max_superpixels}: it "
+                         f"needs about 70 K^2 bytes (~{70 * k * k / 2**30:.1f} GiB here); use fewer "
+                         "superpixels or raise max_superpixels")
     return img, lab_map, counts
 
 
-def saliency_optimization_details(image, labels, *, params="code", channel_axis: int | None = -1) -> SOResult:
+def saliency_optimization_details(image, labels, *, so_params="code", channel_axis: int | None = -1,
+                                  max_superpixels: int = MAX_SUPERPIXELS) -> SOResult:
     """Like :func:`saliency_optimization` but returning every intermediate (:class:`SOResult`)."""
-    p = resolve_params(params)
-    img, lab_map, counts = _prepare(image, labels, channel_axis)
+    p = resolve_so_params(so_params)
+    img, lab_map, counts = _prepare(image, labels, channel_axis, _check_max_superpixels(max_superpixels))
     k = counts.size
     mean_rgb, lab, pos = superpixel_features(img, lab_map, counts)
-    if k == 1:
-        # one superpixel: no contrast, no neighbours; min-max of a constant is 0 (MATLAB
-        # GetMeanMinAndMeanTop would fail on the empty neighbour set)
-        zero = np.zeros(1)
-        return SOResult(np.zeros(lab_map.shape, np.float32), lab_map, zero, p, mean_rgb, lab, pos,
-                        np.ones((1, 1)), np.zeros(1, np.intp), {}, zero, zero, zero, zero)
     adj = adjacency_matrix(lab_map, k)
     boundary = boundary_superpixels(lab_map, p.boundary_thickness)
     col_dist = pairwise_distances(lab)
@@ -439,7 +463,8 @@ def saliency_optimization_details(image, labels, *, params="code", channel_axis:
                     bg_weight, fg_weight)
 
 
-def saliency_optimization(image, labels, *, params="code", channel_axis: int | None = -1) -> np.ndarray:
+def saliency_optimization(image, labels, *, so_params="code", channel_axis: int | None = -1,
+                          max_superpixels: int = MAX_SUPERPIXELS) -> np.ndarray:
     """Saliency Optimization saliency map of ``image`` over the superpixels ``labels``.
 
     Parameters
@@ -451,26 +476,33 @@ def saliency_optimization(image, labels, *, params="code", channel_axis: int | N
     labels : (H, W) integer array_like
         Any superpixel partition of the image. Ids need not be contiguous: gaps and arbitrary
         non-negative ids are relabelled to ``0..K-1`` (the result does not depend on the ids).
-        Superpixels need not be connected.
-    params : {"code", "paper"}, SOParams or dict, optional
-        ``"code"`` (default): the released code's constants; ``"paper"``: the published ones
-        (:data:`PAPER_PARAMS`); a dict overrides single code values.
+        Superpixels need not be connected. At least 2 and at most ``max_superpixels``
+        superpixels.
+    so_params : {"code", "paper"}, SOParams or dict, optional
+        SO's own constants. ``"code"`` (default): the released code's; ``"paper"``: the
+        published ones (:data:`PAPER_PARAMS`); a dict overrides single code values.
     channel_axis : int or None, optional
         Axis of the colour channels of ``image``.
+    max_superpixels : int, optional
+        Refuse label maps with more superpixels (default :data:`MAX_SUPERPIXELS` = 4000). SO
+        holds dense K x K matrices: peak memory is about 70 K^2 bytes (1.1 GB at K = 4000) and
+        time grows like K^2 to K^3; the check runs before anything K x K is allocated.
 
     Returns
     -------
     (H, W) float32 ndarray in [0, 1]
-        Per-superpixel optimised saliency, min-max normalised over superpixels. A single
-        superpixel gives an all-zero map.
+        Per-superpixel optimised saliency, min-max normalised over superpixels.
 
     Raises
     ------
     ValueError
-        Bad image (NaN, wrong shape/dtype, ...), labels that are not a non-negative integer map
-        of the image's height and width, or unknown ``params``.
+        Bad image (NaN, wrong shape/dtype, empty, ...), labels that are not a non-negative
+        integer map of the image's height and width, a single superpixel (SO has no contrast
+        to work with: refused instead of returning an all-zero map), more than
+        ``max_superpixels`` superpixels, or unknown ``so_params``.
     """
-    return saliency_optimization_details(image, labels, params=params, channel_axis=channel_axis).saliency_map
+    return saliency_optimization_details(image, labels, so_params=so_params, channel_axis=channel_axis,
+                                         max_superpixels=max_superpixels).saliency_map
 
 
 def so_segment_count(height: int, width: int, pixels_per_superpixel: int = 600) -> int:
@@ -480,27 +512,62 @@ def so_segment_count(height: int, width: int, pixels_per_superpixel: int = 600) 
     return max(1, int(np.floor(height * width / pixels_per_superpixel + 0.5)))
 
 
-def so_saliency(image, provider: str = "slic", n_segments: int = 200, *, params="code",
-                channel_axis: int | None = -1, return_labels: bool = False, **provider_params):
-    """Superpixels from a registered provider, then :func:`saliency_optimization`.
+def so_saliency(image, provider="slic", n_segments: int = 200, *, so_params="code",
+                channel_axis: int | None = -1, return_labels: bool = False,
+                max_superpixels: int = MAX_SUPERPIXELS, **provider_params):
+    """Superpixels from any provider, then :func:`saliency_optimization`.
 
     Parameters
     ----------
     image : array_like
         RGB image (uint8 or float in [0, 1]).
-    provider : str, optional
-        Name in :func:`sin.providers.available_providers` (``"slic"``, ``"sin"``, ...).
+    provider : str, callable or Provider, optional
+        Anything :func:`sin.get_provider` accepts: a registered name (``"slic"``, ``"sin"``,
+        ...), a name with parameters (``"slic:compactness=20"``), ``"package.module:function"``,
+        your own function ``f(image, n_segments, **params) -> (H, W) integer labels``, or a
+        :class:`sin.Provider`. Its output is checked against the label contract (an error
+        names the provider).
     n_segments : int, optional
-        Requested number of superpixels (see :func:`so_segment_count` for the SO demo's rule).
-    params : optional
+        Requested number of superpixels (see :func:`so_segment_count` for the SO demo's rule);
+        at most ``max_superpixels``.
+    so_params : optional
         SO constants (see :func:`saliency_optimization`).
     return_labels : bool, optional
         Also return the label map.
+    max_superpixels : int, optional
+        See :func:`saliency_optimization`; checked against ``n_segments`` before the provider
+        runs and against the count it returns.
     **provider_params
-        Passed to the provider (e.g. ``compactness=20`` for ``"slic"`` as in the SO demo).
+        Provider parameters, same as ``get_provider(provider, **provider_params)`` (e.g.
+        ``compactness=20`` for ``"slic"`` as in the SO demo).
+
+    Raises
+    ------
+    ValueError
+        Unknown provider or provider parameter, bad ``n_segments``, labels that break the
+        contract, a provider that returned a single superpixel (named, with the request: SO is
+        undefined on one region), too many superpixels, or a bad image.
     """
+    from sin.image import check_n_segments
     from sin.providers import get_provider
 
-    labels = get_provider(provider)(image, n_segments, channel_axis=channel_axis, **provider_params)
-    smap = saliency_optimization(image, labels, params=params, channel_axis=channel_axis)
+    resolve_so_params(so_params)  # fail before the (possibly slow) provider runs
+    limit = _check_max_superpixels(max_superpixels)
+    k = check_n_segments(n_segments)
+    if k > limit:
+        raise ValueError(f"n_segments={k} exceeds the Saliency Optimization limit of {limit} superpixels "
+                         "(dense K x K matrices, about 70 K^2 bytes); raise max_superpixels to allow it")
+    if "params" in provider_params:
+        prov = get_provider(provider)
+        if "params" not in prov.defaults and not prov.spec.accepts_any:
+            raise ValueError("so_saliency: SO constants are passed as so_params= (params= was renamed); "
+                             f"provider parameters go to the provider ({prov.name!r})")
+    prov = get_provider(provider, **provider_params)
+    labels = prov(image, k, channel_axis=channel_axis)
+    n = int(labels.max()) + 1 if labels.size else 0
+    if n < 2:
+        raise ValueError(f"provider {prov.spec_string()!r} returned {n} superpixel(s) for n_segments={k} on a "
+                         f"{labels.shape[0]}x{labels.shape[1]} image; Saliency Optimization needs at least 2")
+    smap = saliency_optimization(image, labels, so_params=so_params, channel_axis=channel_axis,
+                                 max_superpixels=limit)
     return (smap, labels) if return_labels else smap

@@ -82,11 +82,16 @@ class SaliencyDataset:
         Sub-folder names overriding the layout detection.
     mask_ext : str, optional
         Mask file extension (``.png``; the Saliency-Objectness demo used ``.jpg``).
+    missing_masks : {"raise", "skip"}, optional
+        What an image without a mask does: ``"raise"`` (default) a ``FileNotFoundError`` naming
+        them; ``"skip"`` leaves those images out and records them in :attr:`skipped`
+        (``(name, reason)`` pairs), for long benchmark runs that must not stop halfway.
 
     Raises
     ------
     FileNotFoundError
-        Missing root or sub-folders, no images, or an image without a mask (all named).
+        Missing root or sub-folders, no images, or (with ``missing_masks="raise"``) an image
+        without a mask (all named).
 
     Examples
     --------
@@ -95,7 +100,9 @@ class SaliencyDataset:
     """
 
     def __init__(self, root, *, image_dir: str | None = None, mask_dir: str | None = None,
-                 mask_ext: str = ".png"):
+                 mask_ext: str = ".png", missing_masks: str = "raise"):
+        if missing_masks not in ("raise", "skip"):
+            raise ValueError(f"missing_masks must be 'raise' or 'skip', got {missing_masks!r}")
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"saliency dataset folder not found: {self.root}")
@@ -121,7 +128,14 @@ class SaliencyDataset:
         if not images:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {self.image_dir}")
         missing = [p.stem for p in images if not (self.mask_dir / (p.stem + mask_ext)).is_file()]
-        if missing:
+        #: ``(name, reason)`` of the images left out (missing masks, or sizes found by :meth:`check`)
+        self.skipped: list[tuple[str, str]] = []
+        if missing and missing_masks == "skip":
+            self.skipped = [(m, f"no mask {m}{mask_ext} in {self.mask_dir}") for m in missing]
+            images = [p for p in images if p.stem not in set(missing)]
+            if not images:
+                raise FileNotFoundError(f"none of the images in {self.image_dir} has a mask in {self.mask_dir}")
+        elif missing:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise FileNotFoundError(
                 f"{len(missing)} image(s) in {self.image_dir} have no mask {mask_ext} in {self.mask_dir}: "
@@ -145,6 +159,34 @@ class SaliencyDataset:
             raise ValueError(f"mask {item.mask_path} is {mask.shape[0]}x{mask.shape[1]} but image "
                              f"{item.image_path} is {image.shape[0]}x{image.shape[1]}")
         return item.name, image, mask
+
+    def check(self, drop: bool = True) -> list[tuple[str, str]]:
+        """Find images whose mask is of another size or unreadable, from the file headers only.
+
+        Returns their ``(name, reason)`` pairs; with ``drop`` they are also removed from
+        :attr:`items` and added to :attr:`skipped`. Cheap (no pixel decoding): run it before a
+        long benchmark so that a bad pair is reported up front, not found halfway through.
+        """
+        bad = []
+        for item in self.items:
+            try:
+                with Image.open(item.image_path) as im:
+                    isize = im.size
+                    if im.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: a 90-degree turn
+                        isize = isize[::-1]
+                with Image.open(item.mask_path) as m:
+                    msize = m.size
+            except Exception as exc:
+                bad.append((item.name, f"unreadable: {exc}"))
+                continue
+            if isize != msize:
+                bad.append((item.name, f"mask {item.mask_path.name} is {msize[1]}x{msize[0]} but image "
+                                       f"{item.image_path.name} is {isize[1]}x{isize[0]}"))
+        if drop and bad:
+            names = {n for n, _ in bad}
+            self.items = [it for it in self.items if it.name not in names]
+            self.skipped += bad
+        return bad
 
     def __iter__(self):
         for i in range(len(self)):

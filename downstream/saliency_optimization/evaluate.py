@@ -3,6 +3,11 @@
 The SO code saves every map as an 8-bit PNG and computes MAE on the re-read file
 (``CalMAE``): ``mean |im2double(S) - G|`` with ``G = GT > 128``, then averages the per-image
 values (``CalMeanMAE``). :func:`quantize_map` reproduces the 8-bit round trip.
+
+Every dataset score is a mean over images of a per-image value or curve (pysodmetrics averages
+per-image F / E curves over images, then takes their max / mean), so :func:`image_scores` can run
+in worker processes and :func:`aggregate_scores` gives the same numbers as one
+:class:`SaliencyScores` stepping through the images in the same order.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import py_sod_metrics
 
-__all__ = ["quantize_map", "mean_absolute_error", "SaliencyScores"]
+__all__ = ["quantize_map", "mean_absolute_error", "image_scores", "aggregate_scores", "SaliencyScores"]
 
 
 def quantize_map(saliency_map) -> np.ndarray:
@@ -48,6 +53,38 @@ def mean_absolute_error(saliency_map, gt) -> float:
     q = quantize_map(saliency_map)
     gt = _check_pair(q, gt)
     return float(np.mean(np.abs(q / 255.0 - gt)))
+
+
+def image_scores(saliency_map, gt) -> dict:
+    """Scores of one image: ``mae``, ``s_measure``, ``f_curve`` and ``e_curve`` (256 thresholds each).
+
+    Also the per-image summaries ``max_f`` (max of the image's own F curve) and ``mean_e``
+    (mean of its E curve). The dataset's mean E equals the mean of the per-image ``mean_e``;
+    the dataset's max F is the max of the *mean* curve, not the mean of per-image ``max_f``.
+    """
+    q = quantize_map(saliency_map)
+    gt = _check_pair(q, gt)
+    scores = SaliencyScores()
+    scores.step(q, gt)
+    # a single image: pysodmetrics' means over images are the image's own values
+    fm = scores._fm.get_results()["fm"]["dynamic"]
+    em = scores._em.get_results()["em"]["curve"]
+    return {"mae": float(scores._mae.get_results()["mae"]), "s_measure": float(scores._sm.get_results()["sm"]),
+            "f_curve": np.asarray(fm, np.float64), "e_curve": np.asarray(em, np.float64),
+            "max_f": float(np.max(fm)), "mean_e": float(np.mean(em))}
+
+
+def aggregate_scores(records) -> dict:
+    """Dataset scores (as :meth:`SaliencyScores.results`) from :func:`image_scores` records."""
+    records = list(records)
+    if not records:
+        raise ValueError("no images scored yet")
+    f = np.mean(np.array([r["f_curve"] for r in records], dtype=np.float64), axis=0)
+    e = np.mean(np.array([r["e_curve"] for r in records], dtype=np.float64), axis=0)
+    return {"mae": float(np.mean(np.array([r["mae"] for r in records], np.float64))),
+            "s_measure": float(np.mean(np.array([r["s_measure"] for r in records], np.float64))),
+            "max_f": float(np.max(f)), "mean_e": float(np.mean(e)), "max_e": float(np.max(e)),
+            "n_images": len(records)}
 
 
 class SaliencyScores:

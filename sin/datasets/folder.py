@@ -18,12 +18,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import paths
 from ..io import IMAGE_EXTENSIONS, read_image, read_labels
 
 __all__ = ["DEFAULT_DATA_ROOT", "LABEL_EXTENSIONS", "LabelledImageFolder", "Sample", "dataset_root"]
 
-#: ``<repo>/../shared/data`` (the project's shared data folder), used when nothing is set.
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+#: ``<repo>/../shared/data`` (the project's shared data folder), used when nothing is set
+#: (kept for callers; the rule itself lives in :mod:`sin.paths`).
+DEFAULT_DATA_ROOT = paths.REPO.parent / "shared" / "data"
 
 LABEL_EXTENSIONS = (".png", ".csv", ".npy")
 
@@ -52,22 +54,25 @@ class Sample(NamedTuple):
 def dataset_root(name: str, root=None, *, env_var: str | None = None) -> Path:
     """Folder of dataset ``name``.
 
-    Resolution order: ``root`` (argument), the environment variable ``env_var`` (e.g.
-    ``SIN_BSDS500``), ``$SIN_DATA_ROOT/<name>``, then ``<repo>/../shared/data/<name>``.
+    Resolution order (:mod:`sin.paths`): ``root`` (argument), the environment variable
+    ``env_var`` (e.g. ``SIN_BSDS500``), ``$SIN_DATA_ROOT/<name>``, then
+    ``<repo>/../shared/data/<name>``.
 
     Raises
     ------
     FileNotFoundError
         The folder does not exist (the message names it and how to point elsewhere).
     """
-    if root is not None:
-        path, how = Path(root), "the root argument"
+    if root is not None and str(root) != "":
+        how = "the root argument"
     elif env_var and os.environ.get(env_var):
-        path, how = Path(os.environ[env_var]), f"${env_var}"
+        how = f"${env_var}"
     elif os.environ.get("SIN_DATA_ROOT"):
-        path, how = Path(os.environ["SIN_DATA_ROOT"]) / name, "$SIN_DATA_ROOT"
+        how = "$SIN_DATA_ROOT"
     else:
-        path, how = DEFAULT_DATA_ROOT / name, "the default data root"
+        how = "the default data root"
+    # the one resolution rule (sin.paths): argument -> $env_var -> data root (itself $SIN_DATA_ROOT or default)
+    path = paths.resolve(root, env_var, paths.data_root() / name)
     if not path.is_dir():
         hint = f"set {env_var} or SIN_DATA_ROOT" if env_var else "set SIN_DATA_ROOT"
         raise FileNotFoundError(f"{name} dataset folder not found: {path} (from {how}; pass root= or {hint})")

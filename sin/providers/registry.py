@@ -31,6 +31,7 @@ import importlib
 import inspect
 import json
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -40,8 +41,27 @@ import numpy as np
 from ..connectivity import check_superpixels, relabel_sequential
 from ..image import as_float_rgb, check_n_segments
 
-__all__ = ["Provider", "ProviderSpec", "WeightsInfo", "available_providers", "file_sha256", "get_provider",
-           "parse_provider_spec", "provider_table", "register_provider"]
+__all__ = ["Provider", "ProviderSpec", "SuperpixelCountWarning", "WeightsInfo", "available_providers", "file_sha256",
+           "get_provider", "parse_provider_spec", "provider_table", "register_provider"]
+
+
+class SuperpixelCountWarning(UserWarning):
+    """A provider returned a superpixel count far from the request (outside ``[K/2, 2K]``).
+
+    Issued by :meth:`Provider.__call__` for images with at least ``4 K`` pixels (smaller images
+    cannot hold K superpixels of a few pixels each). The message names the provider and the
+    likely reason. Turn it into an error with ``warnings.simplefilter("error", SuperpixelCountWarning)``.
+    """
+
+
+#: Largest image (pixels) each built-in provider accepts by default, for providers whose
+#: registration does not pass ``max_pixels`` itself. Why: ERS took 36 s at 2048x1536 and over
+#: 300 s / 4.6 GB at 6000x4000 (issue 15), so it stops at 4 MP (~40 s); SLIC, SNIC and FH took
+#: 45-90 s at 24 MP and stop at 12 MP. See :meth:`Provider.__call__` (``max_pixels``, ``downscale``).
+DEFAULT_MAX_PIXELS = {"ers": 4_000_000, "slic": 12_000_000, "snic": 12_000_000, "fh": 12_000_000,
+                      "seeds": 12_000_000, "lsc": 4_000_000, "ssn": 4_000_000}
+
+_UNSET = object()
 
 
 # ---------------------------------------------------------------------------------- hashing
@@ -133,6 +153,8 @@ class ProviderSpec:
     weights: WeightsInfo | None = None
     code: tuple[str, ...] = ()
     builtin: bool = False
+    max_pixels: int | None = None
+    resolve_params: Callable[[dict], dict] | None = None
     defaults: dict = field(default_factory=dict, compare=False)
     accepts_any: bool = field(default=False, compare=False)
 
@@ -236,7 +258,8 @@ class Provider:
         """Hex digest (16 chars) of name, parameters, code version and weights content."""
         if self._fingerprint is None:
             w = self.spec.weights
-            params = {k: v for k, v in self.params.items() if w is None or k != w.param}
+            params = self.spec.resolve_params(self.params) if self.spec.resolve_params else self.params
+            params = {k: v for k, v in params.items() if w is None or k != w.param}
             blob = json.dumps({"name": self.name, "params": params, "version": self.spec.version,
                                "code": _source_digest(self.spec.code, self.spec.fn),
                                "weights": self.weights_sha256()}, sort_keys=True, default=repr)
@@ -252,8 +275,7 @@ class Provider:
         """``name[:key=value,...]`` with the non-default parameters (the CLI syntax)."""
         changed = {k: v for k, v in self.params.items()
                    if k not in self.spec.defaults or self.spec.defaults[k] != v}
-        return self.name + (":" + ",".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
-                                           for k, v in changed.items()) if changed else "")
+        return self.name + (":" + ",".join(f"{k}={_format_value(v)}" for k, v in changed.items()) if changed else "")
 
     def __repr__(self) -> str:
         return f"Provider({self.spec_string()!r})"
@@ -269,7 +291,7 @@ class Provider:
 
     # ----------------------------------------------------------------- calling
     def __call__(self, image, n_segments: int = 600, *, channel_axis: int | None = -1,
-                 check: bool | None = None, **params) -> np.ndarray:
+                 check: bool | None = None, max_pixels=_UNSET, downscale: bool = False, **params) -> np.ndarray:
         """Superpixels of ``image``: ``(H, W)`` int32 labels ``0..K-1``.
 
         Parameters
@@ -277,27 +299,51 @@ class Provider:
         image : array_like
             RGB, RGBA or grayscale; uint8 or float in [0, 1] (see :func:`sin.image.as_float_rgb`).
         n_segments : int
-            Requested number of superpixels (methods differ in how closely they meet it).
+            Requested number of superpixels (methods differ in how closely they meet it; a count
+            outside ``[K/2, 2K]`` on an image of at least ``4 K`` pixels issues a
+            :class:`SuperpixelCountWarning` that says why).
         channel_axis : int or None
             Axis of the colour channels (``None``: grayscale).
         check : bool or None
             Verify that every region is 4-connected when the provider declares it. ``None``
             (default): for providers from outside this package only (the built-in ones are
             tested for it).
+        max_pixels : int or None, optional
+            Size policy: images with more pixels are refused (``ValueError``) unless ``downscale``.
+            Default: the provider's registered limit (``python -m sin providers`` lists them; e.g.
+            ERS 4 MP, SLIC/SNIC 12 MP); ``None`` lifts the limit (the run may take minutes and GBs).
+        downscale : bool, optional
+            Above ``max_pixels``, run the method on the image resized (anti-aliased) to at most
+            ``max_pixels`` pixels and upsample the labels with nearest neighbour (a monotone index
+            map: 4-connected regions stay 4-connected). Boundaries are then only as precise as the
+            reduced image.
         **params
             Parameters for this call only (same as ``provider.with_params(**params)(image, ...)``).
 
         Raises
         ------
         ValueError
-            Bad image or ``n_segments``; or the provider broke the label contract (wrong shape
-            or dtype, negative labels, disconnected regions it declared connected): the message
-            names the provider.
+            Bad image or ``n_segments``; an image above ``max_pixels`` (without ``downscale``); or
+            the provider broke the label contract (wrong shape or dtype, negative labels,
+            disconnected regions it declared connected): the message names the provider.
         """
         if params:
-            return self.with_params(**params)(image, n_segments, channel_axis=channel_axis, check=check)
+            return self.with_params(**params)(image, n_segments, channel_axis=channel_axis, check=check,
+                                              max_pixels=max_pixels, downscale=downscale)
         img = as_float_rgb(image, channel_axis=channel_axis)
         k = check_n_segments(n_segments)
+        limit = self.spec.max_pixels if max_pixels is _UNSET else max_pixels
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 4):
+            raise ValueError(f"max_pixels must be an int >= 4 or None, got {limit!r}")
+        h, w = img.shape[:2]
+        if limit is not None and h * w > limit:
+            if not downscale:
+                raise ValueError(
+                    f"provider {self.name!r}: the image has {h}x{w} = {h * w / 1e6:.1f} MP, above its limit of "
+                    f"{limit / 1e6:.1f} MP (time and memory grow with the image); pass downscale=True to run it "
+                    f"on a reduced copy, downscale the image yourself (skimage.transform.rescale), or pass "
+                    f"max_pixels=None to run it at full size anyway")
+            return self._downscaled(img, k, limit, check)
         labels = self.spec.fn(img, k, **self.params)
         labels = _checked_labels(labels, img.shape[:2], self.name)
         labels = relabel_sequential(labels)
@@ -306,7 +352,47 @@ class Provider:
                 check_superpixels(labels, img.shape[:2], connected=self.connected)
             except ValueError as exc:
                 raise ValueError(f"provider {self.name!r} broke the label contract: {exc}") from None
+        _warn_count(self.name, img, k, int(labels.max()) + 1)
         return labels
+
+    def _downscaled(self, img: np.ndarray, k: int, limit: int, check) -> np.ndarray:
+        from skimage.transform import resize
+
+        h, w = img.shape[:2]
+        s = (limit / (h * w)) ** 0.5
+        hs, ws = max(1, min(h, int(h * s))), max(1, min(w, int(w * s)))
+        small = resize(img, (hs, ws), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+        labels = self(np.clip(small, 0, 1), min(k, hs * ws), check=check, max_pixels=None)
+        # nearest neighbour through a monotone index map: every small pixel becomes a block of
+        # whole rows x whole columns, so 4-adjacency (and connectivity) is kept
+        rows = np.minimum((np.arange(h) * hs) // h, hs - 1)
+        cols = np.minimum((np.arange(w) * ws) // w, ws - 1)
+        return np.ascontiguousarray(labels[rows[:, None], cols[None, :]])
+
+
+def _warn_count(name: str, img: np.ndarray, k: int, count: int) -> None:
+    """The uniform count rule: warn (naming the provider and why) outside [K/2, 2K]."""
+    h, w = img.shape[:2]
+    if h * w < 4 * k or 0.5 * k <= count <= 2 * k:
+        return
+    side = (h * w / k) ** 0.5  # the side of a superpixel of the requested size
+    if float(img.max() - img.min()) < 1e-3:
+        why = "the image is constant: it has no structure to segment"
+    elif min(h, w) < side:
+        why = f"the image ({h}x{w}) is thinner than one superpixel of the requested size ({side:.1f} px)"
+    elif float(np.abs(np.diff(img, axis=1)).mean()) > 0.15:
+        why = "the image is dominated by pixel noise (colour differs between most neighbours)"
+    else:
+        why = "the method does not control its count closely on this image"
+    warnings.warn(f"provider {name!r} returned {count} superpixels for n_segments={k} on a {h}x{w} image "
+                  f"(outside [{k / 2:g}, {2 * k}]): {why}", SuperpixelCountWarning, stacklevel=3)
+
+
+def _format_value(v) -> str:
+    """A parameter value as the spec syntax reads it back (bare words stay bare: fp32, cuda)."""
+    if isinstance(v, str) and v and _parse_value(v) == v and not any(c in v for c in ",=: "):
+        return v
+    return repr(v)
 
 
 def _checked_labels(labels, shape, name: str) -> np.ndarray:
@@ -334,6 +420,7 @@ _REGISTRY: dict[str, ProviderSpec] = {}
 def register_provider(name: str, fn: Callable | None = None, *, connected: bool,
                       connectivity: str | None = None, extra: bool = False, description: str = "",
                       version: str = "1", weights: WeightsInfo | None = None, code: tuple[str, ...] = (),
+                      max_pixels=_UNSET, resolve_params: Callable[[dict], dict] | None = None,
                       overwrite: bool = False):
     """Register a superpixel method under ``name`` (usable as a decorator).
 
@@ -358,6 +445,12 @@ def register_provider(name: str, fn: Callable | None = None, *, connected: bool,
         Provenance of the provider's weights file (its sha256 enters the fingerprint).
     code : tuple of str, optional
         Modules whose source the output depends on (default: the module defining ``fn``).
+    resolve_params : callable, optional
+        ``resolve_params(params) -> params`` as the fingerprint must see them, for parameters
+        whose meaning depends on the machine (e.g. SIN's ``precision="auto"``).
+    max_pixels : int or None, optional
+        Largest image (in pixels) the method accepts by default (see :meth:`Provider.__call__`);
+        ``None``: no limit. Default: :data:`DEFAULT_MAX_PIXELS` for built-in names, else ``None``.
     overwrite : bool, optional
         Replace an existing registration.
 
@@ -371,6 +464,9 @@ def register_provider(name: str, fn: Callable | None = None, *, connected: bool,
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"provider name must be an identifier-like string, got {name!r}")
     connectivity = connectivity or ("by construction" if connected else "none")
+    limit = DEFAULT_MAX_PIXELS.get(name) if max_pixels is _UNSET else max_pixels
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 4):
+        raise ValueError(f"max_pixels must be an int >= 4 or None, got {max_pixels!r}")
     if connectivity not in ("by construction", "post-processing", "none"):
         raise ValueError(f"connectivity must be 'by construction', 'post-processing' or 'none', got {connectivity!r}")
 
@@ -382,7 +478,9 @@ def register_provider(name: str, fn: Callable | None = None, *, connected: bool,
         builtin = (getattr(f, "__module__", "") or "").startswith("sin.")
         _REGISTRY[name] = ProviderSpec(name=name, fn=f, connected=connected, connectivity=connectivity,
                                        extra=extra, description=description, version=str(version),
-                                       weights=weights, code=tuple(code), builtin=builtin)
+                                       weights=weights, code=tuple(code), builtin=builtin,
+                                       max_pixels=None if limit is None else int(limit),
+                                       resolve_params=resolve_params)
         return f
 
     return _register(fn) if fn is not None else _register
@@ -477,8 +575,8 @@ def available_providers(include_extras: bool = True) -> list[str]:
 
 def provider_table() -> str:
     """Markdown table of the registered providers, with weights provenance."""
-    rows = ["| provider | 4-connected | how | extra | weights (sha256) | source, licence | description |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| provider | 4-connected | how | extra | max image | weights (sha256) | source, licence | description |",
+            "|---|---|---|---|---|---|---|---|"]
     for name in available_providers():
         spec = _REGISTRY[name]
         weights = provenance = ""
@@ -489,5 +587,7 @@ def provider_table() -> str:
             weights = f"`{path.name if path else '?'}` ({sha[:12] if sha and not sha.startswith('absent') else 'absent'})"
             provenance = ", ".join(filter(None, [spec.weights.source, spec.weights.licence]))
         rows.append(f"| `{spec.name}` | {'yes' if spec.connected else 'no'} | {spec.connectivity} | "
-                    f"{'yes' if spec.extra else ''} | {weights} | {provenance} | {spec.description} |")
+                    f"{'yes' if spec.extra else ''} | "
+                    f"{'' if spec.max_pixels is None else f'{spec.max_pixels / 1e6:g} MP'} | "
+                    f"{weights} | {provenance} | {spec.description} |")
     return "\n".join(rows)

@@ -44,7 +44,6 @@ BSDS500 train/val).
 from __future__ import annotations
 
 import math
-import os
 import threading
 from pathlib import Path
 
@@ -293,7 +292,7 @@ def ssn_iterations(features: torch.Tensor, grid: tuple[int, int], n_iter: int = 
 
 @register_provider("ssn", connected=True, connectivity="post-processing", extra=True,
                    description="SSN deep superpixels (Jampani et al. 2018), BSDS500 weights, connectivity enforced",
-                   weights=WeightsInfo(param="weights", default=lambda: default_ssn_weights(),
+                   weights=WeightsInfo(param="weights", default=default_ssn_weights,
                                        source="vvarga90/ssn-pytorch-optflow, deep SSN trained on BSDS500",
                                        licence="MIT"),
                    code=("sin.providers.ssn", "sin.connectivity"))

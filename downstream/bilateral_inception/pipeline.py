@@ -1,0 +1,309 @@
+"""The one Bilateral Inception pipeline: trunk -> features -> superpixels -> BI head -> evaluation.
+
+Used by the command line (``python -m downstream.bilateral_inception``) and by
+``benchmarks.semseg_table``, so both name and reuse caches the same way:
+
+* feature / backbone caches under ``cache_dir``, one folder per (kind, trunk name, trunk weights
+  digest, input short side, flips, dataset split's images, code version)
+  (:func:`.caches.feature_cache_key`);
+* superpixels from the toolkit's one label-map cache, :class:`sin.providers.LabelCache` (keyed
+  by the provider's fingerprint and each image's pixels; group = the dataset's name);
+* trained runs (trunk, BI heads, classifier controls) in folders keyed by the trunk's weights,
+  the provider's fingerprint, the training configuration, the dataset and the code version
+  (:meth:`BIPipeline.run_dir`).
+
+Any provider plugs in: a registered name, ``"name:key=value,..."``, ``"package.module:function"``,
+a function ``f(image, n_segments, **params) -> labels`` or a :class:`sin.Provider`.
+
+>>> pipe = BIPipeline(cache_dir="cache/bi")                              # doctest: +SKIP
+>>> trunk = pipe.trunk_from_checkpoint("runs/bi/trunk/best.pt")          # doctest: +SKIP
+>>> head, state, record = pipe.train_bi(trunk, my_function, 600, train_set, val_set,
+...                                     out_dir="runs/bi/mine")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sin.paths import cache_root
+from sin.providers import LabelCache, Provider, get_provider
+
+from .bi_training import BITrainConfig, build_head, load_bi_checkpoint, train_bi
+from .caches import (
+    CacheUnion,
+    cache_backbone,
+    cache_features,
+    code_version,
+    config_fingerprint,
+    dataset_fingerprint,
+    feature_cache_key,
+    module_fingerprint,
+)
+from .datasets import SegmentationDataset
+from .evaluation import evaluate_baseline, evaluate_bi
+from .loop import progress_bar
+from .metrics import ConfusionMatrix
+from .trunk_training import TrunkTrainConfig, load_trunk_checkpoint, train_classifier, train_trunk
+from .trunks import SegmentationTrunk, build_trunk
+
+__all__ = ["TRAIN_CODE", "TrunkHandle", "BIPipeline", "ProviderMismatch", "per_image_stack"]
+
+#: Modules whose source decides what a trained run holds (its folder name carries their digest).
+TRAIN_CODE = tuple(f"downstream.bilateral_inception.{m}" for m in (
+    "preprocess", "caches", "loop", "trunk_training", "bi_data", "bi_training", "evaluation", "model", "bilateral",
+    "features", "trunks", "deeplab_mobilenetv2", "metrics", "datasets")) + ("sin.pooling",)
+
+
+class ProviderMismatch(ValueError):
+    """A BI head evaluated with other superpixels than it was trained on."""
+
+
+@dataclass
+class TrunkHandle:
+    """A trunk and the digest of its weights (:func:`.caches.module_fingerprint`)."""
+
+    trunk: SegmentationTrunk
+    source: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return module_fingerprint(self.trunk)
+
+    @property
+    def backbone_fingerprint(self) -> str:
+        return module_fingerprint(self.trunk.backbone)
+
+    def copy(self) -> TrunkHandle:
+        return TrunkHandle(copy.deepcopy(self.trunk), self.source)
+
+
+def _short(short_side):
+    return None if not short_side else int(short_side)
+
+
+class BIPipeline:
+    """Caches, trunks, superpixels, BI heads and their evaluation, with one naming scheme.
+
+    Parameters
+    ----------
+    cache_dir : path, optional
+        Feature / backbone caches (default ``sin.paths.cache_root() / "bi"``).
+    label_cache : sin.providers.LabelCache, optional
+        Superpixel label maps (default: the toolkit's one cache, ``sin.paths.cache_root() / "labels"``).
+    short_side : int or None
+        Trunk input shorter side (None or 0: native size).
+    device : str
+    progress : bool
+        tqdm bars and per-epoch lines.
+    """
+
+    def __init__(self, cache_dir=None, *, label_cache: LabelCache | None = None, short_side: int | None = 257,
+                 device="cpu", progress: bool = True):
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_root() / "bi"
+        self.label_cache = label_cache if label_cache is not None else LabelCache()
+        self.short_side = _short(short_side)
+        self.device = device
+        self.progress = progress
+
+    # ------------------------------------------------------------------ trunks
+    @staticmethod
+    def pretrained_trunk(name: str, weights=None, *, num_classes: int = 21) -> TrunkHandle:
+        """A trunk from :func:`.trunks.build_trunk` (``weights``: a local file, or None)."""
+        return TrunkHandle(build_trunk(name, weights, num_classes=num_classes), str(weights))
+
+    @staticmethod
+    def trunk_from_checkpoint(path) -> TrunkHandle:
+        """A fine-tuned trunk from a ``best.pt`` of :meth:`fine_tune_trunk` / ``train --stage trunk``."""
+        trunk, _ = load_trunk_checkpoint(path)
+        return TrunkHandle(trunk, str(path))
+
+    def backbone(self, handle: TrunkHandle, datasets: Sequence[SegmentationDataset], *,
+                 flips: bool = False) -> CacheUnion:
+        """Backbone outputs of every image of ``datasets`` (cached)."""
+        caches = []
+        for ds in datasets:
+            d = self.cache_dir / ds.name / feature_cache_key("backbone", handle.trunk.name,
+                                                             handle.backbone_fingerprint, self.short_side,
+                                                             flips=flips, dataset=ds)
+            caches.append(cache_backbone(handle.trunk, ds, d, short_side=self.short_side, flips=flips,
+                                         device=self.device, progress=self.progress))
+        return CacheUnion(caches)
+
+    def features(self, handle: TrunkHandle, datasets: Sequence[SegmentationDataset], *,
+                 backbone: CacheUnion | None = None) -> CacheUnion:
+        """Trunk features of every image of ``datasets`` (cached; from ``backbone`` outputs when given)."""
+        caches = []
+        for ds in datasets:
+            d = self.cache_dir / ds.name / feature_cache_key("features", handle.trunk.name, handle.fingerprint,
+                                                             self.short_side, dataset=ds)
+            caches.append(cache_features(handle.trunk, ds, d, short_side=self.short_side, backbone_cache=backbone,
+                                         device=self.device, progress=self.progress))
+        return CacheUnion(caches)
+
+    def bi_inputs(self, handle: TrunkHandle, datasets: Sequence[SegmentationDataset], finetune: str):
+        """What BI reads per image: trunk features (frozen trunk), backbone outputs (its head trained
+        too) or nothing (end to end)."""
+        if finetune == "none":
+            return self.features(handle, datasets)
+        if finetune == "head":
+            return self.backbone(handle, datasets)
+        return None
+
+    def run_dir(self, runs_dir, kind: str, *parts) -> Path:
+        """``runs_dir/<kind>_<digest>``: the digest covers ``parts`` (weights digests, provider
+        fingerprints, configurations, dataset fingerprints) and the code version (:data:`TRAIN_CODE`)."""
+        return Path(runs_dir) / f"{kind}_{config_fingerprint([list(map(str, parts)), code_version(TRAIN_CODE)])}"
+
+    def fine_tune_trunk(self, handle: TrunkHandle, train_set: SegmentationDataset,
+                        val_set: SegmentationDataset | None, *, config: TrunkTrainConfig | None = None,
+                        out_dir=None, runs_dir=None, resume: bool = True, meta: dict | None = None):
+        """Fine-tune (new classifier, ``config.mode``) and return ``(TrunkHandle of best.pt, record, out_dir)``.
+
+        ``out_dir`` names the run folder; otherwise it is :meth:`run_dir` under ``runs_dir``.
+        """
+        config = config or TrunkTrainConfig(short_side=self.short_side)
+        if out_dir is None:
+            if runs_dir is None:
+                raise ValueError("fine_tune_trunk needs out_dir or runs_dir")
+            sets = [train_set] + ([val_set] if val_set is not None else [])
+            out_dir = self.run_dir(runs_dir, f"trunk_{handle.trunk.name}", handle.fingerprint, asdict(config),
+                                   *[dataset_fingerprint(ds) for ds in sets])
+        bb = None
+        if config.mode == "head":
+            bb = CacheUnion(self.backbone(handle, [train_set], flips=config.flips).caches
+                            + (self.backbone(handle, [val_set]).caches if val_set is not None else []))
+        record = train_trunk(handle.trunk, train_set, val_set, out_dir, config=config, backbone_cache=bb,
+                             device=self.device, resume=resume, progress=self.progress,
+                             meta={"weights": handle.source, **(meta or {})})
+        return self.trunk_from_checkpoint(Path(out_dir) / "best.pt"), record, Path(out_dir)
+
+    def train_classifier(self, handle: TrunkHandle, train_set, val_set, *, config: BITrainConfig, runs_dir,
+                         features: CacheUnion | None = None, resume: bool = True):
+        """The equally trained baseline: the trunk's classifier trained on the frozen features with
+        the BI head's budget (``config``: epochs, lr, weight decay, batch size, seed).
+        Returns ``(TrunkHandle, record, out_dir)``."""
+        sets = [train_set] + ([val_set] if val_set is not None else [])
+        features = features if features is not None else self.features(handle, sets)
+        budget = {k: getattr(config, k) for k in ("epochs", "lr", "weight_decay", "batch_size", "seed")}
+        out_dir = self.run_dir(runs_dir, f"classifier_{handle.trunk.name}", handle.fingerprint, budget,
+                               self.short_side, *[dataset_fingerprint(ds) for ds in sets])
+        trained = handle.copy()
+        record = train_classifier(trained.trunk, train_set, val_set, features, out_dir, **budget, device=self.device,
+                                  resume=resume, progress=self.progress)
+        return self.trunk_from_checkpoint(out_dir / "best.pt"), record, out_dir
+
+    # ------------------------------------------------------------------ superpixels
+    def superpixels(self, provider, datasets: Sequence[SegmentationDataset], n_segments: int) -> dict:
+        """``{image id: (H, W) int32 labels}`` of every image of ``datasets`` from the label cache.
+
+        ``provider``: anything :func:`sin.get_provider` accepts.
+        """
+        provider = get_provider(provider)
+        n_segments = int(n_segments)
+        if n_segments < 1:
+            raise ValueError(f"n_segments must be a positive integer, got {n_segments}")
+        labels = {}
+        for ds in datasets:
+            for sid in progress_bar(ds.ids, f"superpixels {provider.spec_string()} k={n_segments}",
+                                    enabled=self.progress):
+                image = ds.load(sid).image
+                lab, _ = self.label_cache.labels(provider, image, n_segments, image_id=sid, group=ds.name)
+                if lab.size == 0:
+                    raise ValueError(f"provider {provider.spec_string()} returned an empty label map for {sid}")
+                labels[sid] = lab
+        return labels
+
+    # ------------------------------------------------------------------ BI heads
+    def train_bi(self, handle: TrunkHandle, provider, n_segments: int, train_set: SegmentationDataset,
+                 val_set: SegmentationDataset | None, *, config: BITrainConfig | None = None, out_dir=None,
+                 runs_dir=None, resume: bool = True, meta: dict | None = None):
+        """Superpixels, the BI inputs and a trained head (best epoch on val).
+
+        Returns ``(head, state, record, out_dir)``; ``state`` is the ``best.pt`` content. The
+        checkpoint records the provider's spec string and fingerprint, ``n_segments``, the trunk's
+        weights digest and the code version.
+        """
+        provider = get_provider(provider)
+        config = config or BITrainConfig(short_side=self.short_side)
+        sets = [train_set] + ([val_set] if val_set is not None else [])
+        if out_dir is None:
+            if runs_dir is None:
+                raise ValueError("train_bi needs out_dir or runs_dir")
+            out_dir = self.run_dir(runs_dir, f"bi_{provider.tag}_k{int(n_segments)}", handle.fingerprint,
+                                   asdict(config), self.short_side, *[dataset_fingerprint(ds) for ds in sets])
+        sps = self.superpixels(provider, sets, n_segments)
+        inputs = self.bi_inputs(handle, sets, config.finetune)
+        head = build_head(handle.trunk, train_set.num_classes, config)
+        info = {"provider": provider.spec_string(), "provider_fingerprint": provider.fingerprint,
+                "n_segments": int(n_segments), "trunk_fingerprint": handle.fingerprint,
+                "trunk": handle.source, "code_version": code_version(TRAIN_CODE), **(meta or {})}
+        record = train_bi(head, train_set, val_set, sps, out_dir, config=config, feature_cache=inputs,
+                          trunk=handle.copy().trunk, device=self.device, resume=resume, progress=self.progress,
+                          meta=info)
+        head, state = load_bi_checkpoint(Path(out_dir) / "best.pt")
+        return head, state, record, Path(out_dir)
+
+    @staticmethod
+    def bi_provider(state: dict, provider=None, n_segments: int | None = None, *,
+                    allow_provider_change: bool = False) -> tuple[Provider, int]:
+        """The provider and count to evaluate a BI checkpoint with: the ones it was trained with, or
+        the given ones. A provider whose fingerprint differs from the trained one (other
+        parameters, weights or code) raises :class:`ProviderMismatch`, or only warns with
+        ``allow_provider_change``."""
+        meta = state.get("meta", {})
+        trained_spec, trained_fp = meta.get("provider"), meta.get("provider_fingerprint")
+        if provider is None and trained_spec is None:
+            raise ValueError("the BI checkpoint does not record its provider: pass one")
+        prov = get_provider(provider if provider is not None else trained_spec)
+        n = int(n_segments if n_segments is not None else meta.get("n_segments", 0) or 0)
+        if n < 1:
+            raise ValueError("the BI checkpoint does not record its n_segments: pass one")
+        if trained_fp is not None and prov.fingerprint != trained_fp:
+            msg = (f"the BI head was trained on {trained_spec} superpixels (fingerprint {trained_fp}) but is "
+                   f"evaluated with {prov.spec_string()} (fingerprint {prov.fingerprint}): other parameters, "
+                   "weights or provider code")
+            if not allow_provider_change:
+                raise ProviderMismatch(msg + "; pass --allow-provider-change to evaluate anyway")
+            warnings.warn(msg, stacklevel=2)
+        return prov, n
+
+    def load_bi(self, path, handle: TrunkHandle, provider=None, n_segments: int | None = None, *,
+                allow_provider_change: bool = False):
+        """``(head, trunk handle with the BI run's trunk state, provider, n_segments, state)``."""
+        head, state = load_bi_checkpoint(path)
+        prov, n = self.bi_provider(state, provider, n_segments, allow_provider_change=allow_provider_change)
+        bi_handle = handle.copy()
+        if state.get("trunk_state") is not None:
+            bi_handle.trunk.load_state_dict(state["trunk_state"])
+        return head, bi_handle, prov, n, state
+
+    def evaluate_bi(self, head, handle: TrunkHandle, provider, n_segments: int, dataset: SegmentationDataset, *,
+                    finetune: str = "none", inputs_from: TrunkHandle | None = None, png_dir=None,
+                    predictions: dict | None = None, per_image: dict | None = None) -> ConfusionMatrix:
+        """Confusion matrix of a BI head on ``dataset``. ``inputs_from``: the trunk whose cached
+        features / backbone outputs BI reads (default ``handle``; the backbone is never trained)."""
+        sps = self.superpixels(provider, [dataset], n_segments)
+        inputs = self.bi_inputs(inputs_from or handle, [dataset], finetune)
+        return evaluate_bi(head, dataset, sps, feature_cache=inputs, trunk=handle.trunk, finetune=finetune,
+                           short_side=self.short_side, device=self.device, progress=self.progress, png_dir=png_dir,
+                           predictions=predictions, per_image=per_image)
+
+    def evaluate_baseline(self, handle: TrunkHandle, dataset: SegmentationDataset, *, features=None, png_dir=None,
+                          predictions: dict | None = None, per_image: dict | None = None) -> ConfusionMatrix:
+        """The trunk alone (bilinear upsampling) on ``dataset``, from cached features."""
+        features = features if features is not None else self.features(handle, [dataset])
+        return evaluate_baseline(handle.trunk, dataset, short_side=self.short_side, feature_cache=features,
+                                 device=self.device, progress=self.progress, png_dir=png_dir,
+                                 predictions=predictions, per_image=per_image)
+
+
+def per_image_stack(per_image: dict, ids: Sequence[str]) -> np.ndarray:
+    """``(N, K, K)`` per-image confusion matrices in the order of ``ids``."""
+    return np.stack([per_image[i] for i in ids])
+
