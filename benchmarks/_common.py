@@ -40,6 +40,7 @@ PLOT_STYLE = {
     "fh": dict(color="tab:brown", marker="v", label="FH", linestyle="--"),
     "seeds": dict(color="tab:olive", marker="<", label="SEEDS", linestyle="--"),
     "lsc": dict(color="tab:purple", marker=">", label="LSC", linestyle="--"),
+    "fastslic": dict(color="tab:pink", marker="h", label="fast-slic", linestyle="--"),
 }
 
 

@@ -68,8 +68,7 @@ from benchmarks._common import (  # noqa: E402
 IMAGE_SIZES = ("481x321", "1024x768", "2048x1536", "4000x3000")
 #: Pixels per superpixel of the proportional mode: 600 superpixels at 481 x 321.
 BASE_PIXELS = 481 * 321
-STYLE = {**PLOT_STYLE, "fastslic": dict(color="tab:pink", marker="h", label="fast-slic", linestyle="--"),
-         "ssn": dict(PLOT_STYLE.get("ssn", {}), label="SSN")}
+STYLE = PLOT_STYLE
 
 
 def parse_size(text: str) -> tuple[int, int]:

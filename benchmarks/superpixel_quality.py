@@ -187,6 +187,11 @@ def matched(summary: pd.DataFrame, at=MATCHED_AT, metrics=tuple(MATCHED_METRICS)
 REFERENCE = "sin"
 
 
+def reference_method(methods, name: str = REFERENCE) -> str | None:
+    """The method string of the first run of provider ``name`` (``sin``, ``sin:precision=fp32``, ...)."""
+    return next((m for m in methods if str(m).split(":")[0] == name), None)
+
+
 def per_image_values(pairs: pd.DataFrame, mode: str = "mean", metrics=tuple(MATCHED_METRICS)) -> pd.DataFrame:
     """One value per (method, n_segments, image) and metric, aggregated over the image's GTs as
     :func:`sin.metrics.aggregate` does for ``mode``, plus ``weight``: the image's weight in the
@@ -246,6 +251,8 @@ def paired_vs_reference(pairs: pd.DataFrame, summary: pd.DataFrame, *, reference
     """
     values = per_image_values(pairs, mode, metrics)
     methods = list(dict.fromkeys(summary["method"]))
+    # ``reference`` names a provider; its run may carry parameters (e.g. sin:precision=fp32)
+    ref_method = reference_method(methods, reference)
     curves = {}
     for method, grp in summary.groupby("method", sort=False):
         grp = grp.sort_values("sp")
@@ -270,8 +277,8 @@ def paired_vs_reference(pairs: pd.DataFrame, summary: pd.DataFrame, *, reference
         row = {"method": method}
         n_used = None
         for k in at:
-            mine = at_k(method, k) if method != reference else None
-            ref = at_k(reference, k) if reference in curves else None
+            mine = at_k(method, k) if method != ref_method else None
+            ref = at_k(ref_method, k) if ref_method in curves else None
             for m in metrics:
                 key = f"{m}@{k}"
                 cells = dict.fromkeys([f"{key}_diff_vs_{reference}", f"{key}_diff_vs_{reference}_lo",
@@ -301,7 +308,7 @@ def _paired_markdown(table: pd.DataFrame, reference: str = REFERENCE, at=MATCHED
     the interval excludes 0, and on how many images the method is higher."""
     rows = []
     for r in table.to_dict("records"):
-        if r["method"] == reference:
+        if str(r["method"]).split(":")[0] == reference:
             continue
         for k in at:
             row = {"method": r["method"], "K actual": k}
@@ -485,7 +492,7 @@ def _protocol_meta(args) -> dict:
 def _write_outputs(pairs: pd.DataFrame, summary: pd.DataFrame, out: Path, meta: dict, *, plots: bool) -> None:
     """matched.csv (with the paired intervals when SIN ran), quality.md and the plots."""
     table = matched(summary)
-    if REFERENCE in set(summary["method"]):
+    if reference_method(summary["method"]) is not None:
         paired = paired_vs_reference(pairs, summary, mode=meta["aggregate"])
         table = table.merge(paired, on="method", how="left", sort=False)
     write_csv(table, out / "matched.csv", float_format="%.6g")

@@ -138,8 +138,9 @@ def reference_note(snaps: pd.DataFrame, ref: pd.DataFrame, full: pd.DataFrame | 
              f"{_fmt(ers_asa)} ({_signed(gap40)}).")
     if full is not None:
         f = full[full["aggregate"] == "mean"] if "aggregate" in full.columns else full
+        is_sin = f.method.astype(str).str.split(":").str[0] == "sin"  # e.g. sin:precision=fp32
         try:
-            gap_full = [float(f[(f.method == "sin") & (f.n_segments == k)].asa.iloc[0]
+            gap_full = [float(f[is_sin & (f.n_segments == k)].asa.iloc[0]
                               - f[(f.method == "ers") & (f.n_segments == k)].asa.iloc[0]) for k in sizes]
         except IndexError:
             gap_full = None

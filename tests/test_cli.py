@@ -66,12 +66,12 @@ def test_errors_exit_with_code_2(tmp_path, capsys):
 
 
 def test_help_documents_every_command():
-    proc = subprocess.run([sys.executable, "-m", "sin", "--help"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "sin", "--help"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0
     for cmd in ("segment", "demo", "providers", "train"):
         assert cmd in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "sin", "segment", "--help"], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=600)
     for flag in ("--n-segments", "--out", "--provider", "--format", "--overwrite", "--fail-fast"):
         assert flag in proc.stdout
     for gone in ("--method", "--weights", "--device"):  # provider parameters go through --provider

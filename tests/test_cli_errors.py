@@ -26,7 +26,7 @@ from sin.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _sin(*args, cwd=None, timeout=120):
+def _sin(*args, cwd=None, timeout=600):
     return subprocess.run([sys.executable, "-m", "sin", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd)
 
@@ -109,7 +109,7 @@ def _run_cases(tmp_path, cases: list[list[str]]) -> list[dict]:
     (d / "cases.json").write_text(json.dumps([[str(a) for a in argv] for argv in cases]))
     (d / "driver.py").write_text(_DRIVER)
     proc = subprocess.run([sys.executable, d / "driver.py", d / "cases.json", d / "res.json"],
-                          capture_output=True, text=True, timeout=240, cwd=ROOT)
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     return json.loads((d / "res.json").read_text())
 

@@ -342,16 +342,14 @@ def test_model_cache_keyed_by_weights_content(tmp_path):
 
 
 def test_huge_count_is_limited_before_allocating():
-    import time
-
+    # the cap is on the network input itself (what would have grown to 256x the image, 7 GB);
+    # no wall-clock bound here: CI machines may be loaded
     img = smooth_image(321, 481)
-    t0 = time.perf_counter()
     with pytest.warns(UserWarning, match="network input"):
         labels, info = sin.superpixels(img, 10**6, weights="untrained", return_info=True)
     hn, wn = info["network_size"]
     assert hn * wn <= MAX_NETWORK_PIXELS and (hn, wn) != (5121, 7681)
     check_superpixels(labels, img.shape[:2])
-    assert time.perf_counter() - t0 < 60
 
 
 def test_counts_below_the_limit_do_not_warn():
