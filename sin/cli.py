@@ -214,7 +214,8 @@ def _cmd_demo(args) -> int:
     out = write_overlay(image, labels, args.out / f"{path.stem}_sin_overlay.png")
     h, w = image.shape[:2]
     print(f"{path.name} ({w}x{h}): {info['n_superpixels']} superpixels (grid {info['grid'][0]}x{info['grid'][1]}, "
-          f"requested {args.n_segments}), median {1000 * np.median(ts):.1f} ms on CPU")
+          f"requested {args.n_segments}), median {1000 * np.median(ts):.1f} ms on CPU "
+          f"({predictor.precision}: {predictor.precision_reason})")
     print(f"overlay written to {out}")
     return 0
 
