@@ -32,7 +32,6 @@ from .caches import (
     config_fingerprint,
     dataset_fingerprint,
     feature_cache_key,
-    file_fingerprint,
 )
 from .evaluation import evaluate_baseline, evaluate_bi, predict_bi
 from .features import SuperpixelFeatures, grid_assignment, superpixel_features
@@ -57,7 +56,6 @@ __all__ = [
     "trunk_input_size",
     "image_to_tensor",
     "resize_for_trunk",
-    "file_fingerprint",
     "config_fingerprint",
     "code_version",
     "dataset_fingerprint",

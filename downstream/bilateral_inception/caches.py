@@ -26,7 +26,6 @@ from .preprocess import image_to_tensor, resize_for_trunk, trunk_input_size
 from .trunks import SegmentationTrunk
 
 __all__ = [
-    "file_fingerprint",
     "config_fingerprint",
     "code_version",
     "module_fingerprint",
@@ -41,15 +40,6 @@ __all__ = [
 #: Modules whose source decides what a feature cache holds (trunk input geometry, the trunks).
 FEATURE_CODE = ("downstream.bilateral_inception.preprocess", "downstream.bilateral_inception.trunks",
                 "downstream.bilateral_inception.deeplab_mobilenetv2", "downstream.bilateral_inception.caches")
-
-
-def file_fingerprint(path) -> str:
-    """First 12 hex digits of the SHA-1 of a file (cache keys follow weight changes)."""
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
 
 
 def config_fingerprint(obj) -> str:

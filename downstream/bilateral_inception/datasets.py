@@ -20,7 +20,6 @@ Every dataset is a sequence of :class:`Sample` (``id``, ``image`` (H, W, 3) uint
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +59,10 @@ REDUCED_VAL_LIST = Path(__file__).resolve().parent / "data" / "reducedval.txt"
 
 
 def data_root() -> Path:
-    """``$SIN_DATA_ROOT`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("SIN_DATA_ROOT")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+    """``$SIN_DATA_ROOT`` or ``<repo>/../shared/data`` (:func:`sin.paths.data_root`)."""
+    from sin import paths
+
+    return paths.data_root()
 
 
 @dataclass

@@ -11,7 +11,6 @@ arguments or ``$SIN_DATA_ROOT`` (default ``<repo>/../shared/data``), never from 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +26,10 @@ LAYOUTS = {"ecssd": ("images", "ground_truth_mask"), "generic": ("images", "mask
 
 
 def default_data_root() -> Path:
-    """``$SIN_DATA_ROOT`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("SIN_DATA_ROOT")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+    """``$SIN_DATA_ROOT`` or ``<repo>/../shared/data`` (:func:`sin.paths.data_root`)."""
+    from sin.paths import data_root
+
+    return data_root()
 
 
 def read_mask(path) -> np.ndarray:
