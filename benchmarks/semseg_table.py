@@ -62,6 +62,7 @@ from benchmarks._common import (
 )
 from downstream.bilateral_inception import datasets as D
 from downstream.bilateral_inception.bi_training import BITrainConfig
+from downstream.bilateral_inception.end_to_end import EndToEndConfig
 from downstream.bilateral_inception.metrics import paired_bootstrap_miou, voc_colormap
 from downstream.bilateral_inception.pipeline import BIPipeline, per_image_stack
 from downstream.bilateral_inception.trunk_training import TrunkTrainConfig
@@ -80,8 +81,16 @@ PROVIDER_LABEL = {"slic": "SLIC", "snic": "SNIC", "ers": "ERS", "sin": "SIN", "s
 DEFAULT_SPLITS = {"msrc21": ("train", "val", "test"), "folder": ("train", "val", "test"),
                   "voc": ("train_aug", "reducedval", "val")}
 
-#: rows the intervals are computed against (when present)
+#: rows the intervals are computed against (when present; "sin": the table's plain SIN provider)
 REFERENCES = (("baseline", "baseline"), ("trained", "trained_baseline"), ("sin", "sin"))
+
+#: key of the row whose SIN is trained end to end through the BI head (--end-to-end)
+E2E_KEY = "sin_e2e"
+
+
+def e2e_config(args) -> EndToEndConfig:
+    return EndToEndConfig(sin_lr=args.e2e_sin_lr, sin_train=args.e2e_sin_train, aux_weight=args.e2e_aux_weight,
+                          temperature=args.e2e_temperature)
 
 
 def default_trunk_weights() -> Path:
@@ -202,6 +211,26 @@ def run(args) -> dict:
                 "per_image": per_image_stack(per_image, test_set.ids), "best_epoch": rec["best_epoch"],
                 "theta6": [round(float(t), 3) for t in head.bi6.theta.detach()],
                 "theta7": [round(float(t), 3) for t in head.bi7.theta.detach()]})
+        if args.end_to_end:
+            t0 = time.perf_counter()
+            head, prov, rec, out_dir = pipe.train_end_to_end(trunk, args.n_segments, train_set, val_set, config=bcfg,
+                                                             e2e=e2e_config(args), runs_dir=runs_root,
+                                                             meta={"seed": seed})
+            timer.add("BI + SIN end-to-end training", t0)
+            t0 = time.perf_counter()
+            per_image, pr = {}, ({} if first else None)
+            cm = pipe.evaluate_bi(head, trunk, prov, args.n_segments, test_set, predictions=pr, per_image=per_image)
+            timer.add("BI + SIN end-to-end test evaluation", t0)
+            if pr is not None:
+                preds[E2E_KEY] = pr
+                sps = pipe.superpixels(prov, [test_set], args.n_segments)
+                counts[E2E_KEY] = float(np.mean([int(sps[i].max()) + 1 for i in test_set.ids]))
+            weights = prov.weights_file
+            notes.setdefault("end_to_end_weights", []).append(
+                {"seed": seed, "file": str(weights), "sha256": prov.weights_sha256(), "run": str(out_dir)})
+            per_seed.setdefault(E2E_KEY, []).append({
+                "seed": seed, "val": rec["best_miou"], "test": cm.mean_iou(), "iou": cm.iou(),
+                "per_image": per_image_stack(per_image, test_set.ids), "best_epoch": rec["best_epoch"]})
     timer.seconds["total"] = time.perf_counter() - t_start
 
     rows = _rows(args, providers, per_seed, counts, base.trunk.name)
@@ -243,6 +272,14 @@ def _rows(args, providers, per_seed, counts, trunk_name) -> list[dict]:
         if p.name == "grid":
             note = "control: superpixels that ignore the image" + (f"; {note}" if note else "")
         spec.append((_key(p), f"+ BI({label})", f"{label}, k={args.n_segments}", note))
+    if E2E_KEY in per_seed:
+        e = e2e_config(args)
+        spec.append((E2E_KEY, "+ BI(SIN, trained end to end)", f"SIN fine-tuned through BI, k={args.n_segments}",
+                     f"SIN {e.sin_train} trained with the head (Adam lr {e.sin_lr:g}, aux SIN loss x{e.aux_weight:g}, "
+                     f"temperature {e.temperature:g}); hard SIN labels at evaluation; selected on val"))
+    # the rows the intervals are computed against; "sin" is the first plain SIN provider of the table
+    sin_keys = [_key(p) for p in providers if p.name == "sin"]
+    ref_keys = {"baseline": "baseline", "trained": "trained_baseline", "sin": sin_keys[0] if sin_keys else "sin"}
     rows = []
     for key, method, sp, note in spec:
         runs = per_seed.get(key)
@@ -254,7 +291,8 @@ def _rows(args, providers, per_seed, counts, trunk_name) -> list[dict]:
                        val_miou_mean=float(np.mean([100 * r["val"] for r in runs])),
                        test_miou_per_seed=json.dumps([round(v, 2) for v in test]),
                        best_epochs=json.dumps([r["best_epoch"] for r in runs]))
-            for ref_name, ref_key in REFERENCES:
+            for ref_name, _ in REFERENCES:
+                ref_key = ref_keys[ref_name]
                 ref = per_seed.get(ref_key)
                 if ref is None or ref_key == key or len(ref) != len(runs):
                     continue
@@ -355,6 +393,20 @@ def write_outputs(args, name, rows, per_class, test_set, preds, timings, trunk_r
          f"(x10 for theta7 / w7 as in the released model), cosine, batch {bcfg.batch_size}, {bcfg.epochs} epochs, "
          f"best epoch on val. Superpixels on the native image, requested count {args.n_segments} for every "
          "provider; `grid` (a regular grid) is the control that uses no image content."),
+    ]
+    if any(r["key"] == E2E_KEY for r in rows):
+        e = e2e_config(args)
+        lines.append(
+            f"* BI(SIN, trained end to end): the same head, initialisation, optimiser, epochs and seeds, trained "
+            f"together with SIN (`downstream.bilateral_inception.end_to_end`): during training the superpixels are "
+            f"SIN's soft assignment (temperature {e.temperature:g}) of the same seed grid, the pixel cross-entropy "
+            f"of the smeared scores back-propagates into SIN's {e.sin_train} (Adam lr {e.sin_lr:g}, cosine; "
+            + ("encoder frozen, BatchNorm statistics kept" if e.sin_train == "decoder" else "BatchNorm statistics kept")
+            + f"), plus {e.aux_weight:g} x SIN's own loss on the task labels per network pixel. SIN starts from the "
+            "shipped weights; val mIoU with *hard* SIN labels selects the epoch (head and SIN together); test "
+            "uses the `sin` provider with the selected weights (fp32), i.e. hard 4-connected superpixels. "
+            f"Weights per seed: `table1_{name}.json` (`notes.end_to_end_weights`, with sha256).")
+    lines += [
         "",
         "## Timings (seconds, this run, summed over seeds; cached stages are ~0)",
         "",
@@ -369,10 +421,13 @@ def write_outputs(args, name, rows, per_class, test_set, preds, timings, trunk_r
     write_text(out / f"table1_{name}.md", "\n".join(lines) + "\n")
     summary = {"rows": json.loads(df.to_json(orient="records")), "timings": timings, "machine": mach,
                "config": {"trunk": asdict(tcfg), "bi": asdict(bcfg), "seeds": list(args.seeds),
-                          "n_boot": args.n_boot, "n_segments": args.n_segments}}
+                          "n_boot": args.n_boot, "n_segments": args.n_segments,
+                          "end_to_end": asdict(e2e_config(args)) if args.end_to_end else None},
+               "notes": notes}
     write_text(out / f"table1_{name}.json", json.dumps(summary, indent=2) + "\n")
     if args.figure_images > 0 and preds:
-        write_examples(out / f"table1_{name}_examples.png", test_set, preds, args.figure_images)
+        titles = {r["key"]: r["method"].removeprefix("+ ") for r in rows}
+        write_examples(out / f"table1_{name}_examples.png", test_set, preds, args.figure_images, titles)
     return summary
 
 
@@ -391,7 +446,7 @@ def _colorize(label: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def write_examples(path, test_set, preds: dict, n: int) -> None:
+def write_examples(path, test_set, preds: dict, n: int, titles: dict | None = None) -> None:
     """Image, ground truth, baseline and BI per provider for ``n`` evenly spaced test images."""
     import matplotlib
 
@@ -402,7 +457,8 @@ def write_examples(path, test_set, preds: dict, n: int) -> None:
     if not ids:
         return
     pick = [ids[int(j)] for j in np.linspace(0, len(ids) - 1, min(n, len(ids)))]
-    cols = ["image", "ground truth"] + [_column_title(k) for k in preds]
+    titles = titles or {}
+    cols = ["image", "ground truth"] + [_column_title(k, titles.get(k)) for k in preds]
     fig, axes = plt.subplots(len(pick), len(cols), figsize=(2.2 * len(cols), 1.7 * len(pick)), squeeze=False)
     for r, sid in enumerate(pick):
         s = test_set.load(sid)
@@ -421,12 +477,14 @@ def write_examples(path, test_set, preds: dict, n: int) -> None:
 
 
 
-def _column_title(key: str) -> str:
+def _column_title(key: str, method: str | None = None) -> str:
     if key == "baseline":
         return "DeepLab"
     if key == "trained_baseline":
         return "DeepLab, trained more"
-    return f"BI({PROVIDER_LABEL.get(key, key)})"
+    if key == E2E_KEY:
+        return "BI(SIN, end to end)"
+    return method or f"BI({PROVIDER_LABEL.get(key, key)})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -467,6 +525,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="lr of the trunk head with --bi-finetune head")
     ap.add_argument("--bi-dropout", type=float, default=None,
                     help="dropout after BI6 / BI7 (default: 0 with --bi-init trunk, 0.5 with spec)")
+    ap.add_argument("--end-to-end", action="store_true",
+                    help="add the row 'BI(SIN, trained end to end)': SIN trained with the BI head "
+                         "(downstream.bilateral_inception.end_to_end), same trunk, count, epochs and seeds")
+    ap.add_argument("--e2e-sin-lr", type=positive_float, default=1e-4, help="Adam lr of SIN (end to end)")
+    ap.add_argument("--e2e-sin-train", choices=["decoder", "all"], default="decoder",
+                    help="SIN parameters trained end to end (decoder: encoder frozen and cached)")
+    ap.add_argument("--e2e-aux-weight", type=float, default=1.0,
+                    help="weight of SIN's own loss on the task labels (0: none)")
+    ap.add_argument("--e2e-temperature", type=positive_float, default=1.0,
+                    help="softmax temperature of SIN's soft assignment during training")
     ap.add_argument("--figure-images", type=non_negative_int, default=4)
     ap.add_argument("--limit", type=positive_int, default=None, help="first N images of every split (smoke runs)")
     ap.add_argument("--trunk-only", action="store_true",

@@ -100,6 +100,31 @@ def test_semseg_table_end_to_end(toy_dataset, tmp_path):
     assert len(runs) == 8
 
 
+def test_semseg_table_end_to_end_sin_row(toy_dataset, tmp_path):
+    # the row of SIN trained through BI sits next to BI(SIN) with a parametrised spec, and its
+    # interval "vs BI(SIN)" is computed against that provider's row (found by name, not by key)
+    out = tmp_path / "out"
+    argv = ["--dataset", "folder", "--data-root", str(toy_dataset), "--trunk", "tiny", "--providers",
+            "sin:precision=fp32", "--end-to-end", "--e2e-sin-lr", "1e-3", "--n-segments", "24", "--trunk-epochs", "1",
+            "--bi-epochs", "1", "--short-side", "41", "--seeds", "0", "--n-boot", "100", "--out", str(out),
+            "--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"), "--figure-images", "1",
+            "--no-trained-baseline", "--no-progress"]
+    assert semseg_table.main(argv) == 0
+    rows = {r["key"]: r for r in _read_csv(out / "table1_toy.csv")}
+    sin_key = [k for k in rows if k.startswith("sin-")]
+    assert list(rows)[-1] == "sin_e2e" and len(sin_key) == 1
+    e2e = rows["sin_e2e"]
+    assert e2e["method"] == "+ BI(SIN, trained end to end)" and e2e["diff_vs_sin"] != ""
+    assert float(e2e["diff_vs_sin"]) == pytest.approx(
+        float(e2e["test_miou_mean"]) - float(rows[sin_key[0]]["test_miou_mean"]), abs=0.02)
+    summary = json.loads((out / "table1_toy.json").read_text())
+    (w,) = summary["notes"]["end_to_end_weights"]
+    assert w["seed"] == 0 and len(w["sha256"]) == 64 and w["file"].endswith("sin_best.pt")
+    assert "trained together with SIN" in (out / "table1_toy.md").read_text()
+    with pytest.raises(SystemExit):
+        semseg_table.build_parser().parse_args(["--e2e-sin-lr", "0"])
+
+
 def test_semseg_table_one_line_errors(toy_dataset, tmp_path, capsys):
     common = ["--dataset", "folder", "--data-root", str(toy_dataset), "--trunk", "tiny", "--out", str(tmp_path / "o"),
               "--no-progress"]

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sin.checkpoint import load_model
 from sin.paths import cache_root
 from sin.providers import LabelCache, Provider, get_provider
 
@@ -46,6 +47,7 @@ from .caches import (
     module_fingerprint,
 )
 from .datasets import SegmentationDataset
+from .end_to_end import EndToEndConfig, load_end_to_end, train_end_to_end
 from .evaluation import evaluate_baseline, evaluate_bi
 from .loop import progress_bar
 from .metrics import ConfusionMatrix
@@ -248,6 +250,43 @@ class BIPipeline:
                           meta=info)
         head, state = load_bi_checkpoint(Path(out_dir) / "best.pt")
         return head, state, record, Path(out_dir)
+
+    def train_end_to_end(self, handle: TrunkHandle, n_segments: int, train_set: SegmentationDataset,
+                         val_set: SegmentationDataset | None, *, config: BITrainConfig | None = None,
+                         e2e: EndToEndConfig | None = None, sin_weights=None, out_dir=None, runs_dir=None,
+                         resume: bool = True, meta: dict | None = None):
+        """A BI head trained together with SIN (:mod:`.end_to_end`), starting from ``sin_weights``
+        (None: the shipped weights) and from the same head initialisation as :meth:`train_bi`.
+
+        Returns ``(head, provider, record, out_dir)``: ``provider`` is the ``sin`` provider with
+        the selected fine-tuned weights (``out_dir/sin_best.pt``, fp32), the hard superpixels to
+        evaluate the head with. The run folder's key covers the trunk, both configurations, the
+        starting SIN weights (the provider fingerprint), the data and the code of both modules.
+        """
+        config = config or BITrainConfig(short_side=self.short_side)
+        e2e = e2e or EndToEndConfig()
+        start = get_provider("sin").with_params(weights=None if sin_weights is None else str(sin_weights),
+                                                precision="fp32")
+        sets = [train_set] + ([val_set] if val_set is not None else [])
+        if out_dir is None:
+            if runs_dir is None:
+                raise ValueError("train_end_to_end needs out_dir or runs_dir")
+            out_dir = self.run_dir(runs_dir, f"bi_sin_e2e_k{int(n_segments)}", handle.fingerprint, asdict(config),
+                                   asdict(e2e), start.fingerprint, self.short_side,
+                                   code_version(("downstream.bilateral_inception.end_to_end",)),
+                                   *[dataset_fingerprint(ds) for ds in sets])
+        out_dir = Path(out_dir)
+        feats = self.features(handle, sets)
+        head = build_head(handle.trunk, train_set.num_classes, config)
+        info = {"start_provider": start.spec_string(), "start_fingerprint": start.fingerprint,
+                "n_segments": int(n_segments), "trunk_fingerprint": handle.fingerprint, "trunk": handle.source,
+                **(meta or {})}
+        record = train_end_to_end(head, load_model(start.weights_file), train_set, val_set, feats, out_dir,
+                                  n_segments=int(n_segments), bi_config=config, config=e2e, device=self.device,
+                                  resume=resume, progress=self.progress, meta=info)
+        head, _, _ = load_end_to_end(out_dir / "best.pt")
+        provider = get_provider("sin").with_params(weights=str(out_dir / "sin_best.pt"), precision="fp32")
+        return head, provider, record, out_dir
 
     @staticmethod
     def bi_provider(state: dict, provider=None, n_segments: int | None = None, *,

@@ -11,6 +11,7 @@ from .registry import (Provider, ProviderSpec, SuperpixelCountWarning, WeightsIn
 from . import sin_provider, slic, snic, ers  # noqa: E402,F401  (the paper's methods)
 from . import grid, felzenszwalb, opencv_extras, ssn  # noqa: E402,F401  (extras)
 from . import fastslic  # noqa: E402,F401  (registers only when the optional fast-slic imports)
+from . import sin_variants  # noqa: E402,F401  (named SIN weight variants, e.g. fine-tuned through BI)
 from .batch import parallel_map, process_pool, run_provider  # noqa: E402
 from .cache import LabelCache, image_digest  # noqa: E402
 
