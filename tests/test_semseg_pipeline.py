@@ -167,6 +167,18 @@ def test_cli_train_and_eval(toy_dataset, tmp_path):
     assert cli_main(["eval", "--split", "test", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--bi-checkpoint",
                      str(ft_dir / "best.pt"), *common]) == 0
     assert cli_main(["train", "--stage", "bi", "--out", str(bi_dir), *common]) == 2  # no trunk checkpoint
+    # SIN trained end to end with the head; eval picks the fine-tuned SIN saved beside the head
+    e2e_dir = tmp_path / "e2e"
+    assert cli_main(["train", "--stage", "e2e", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--n-segments",
+                     "20", "--epochs", "1", "--sin-lr", "1e-3", "--out", str(e2e_dir), *common]) == 0
+    assert (e2e_dir / "sin_best.pt").is_file() and json.loads((e2e_dir / "record.json").read_text())["epoch"] == 1
+    result = tmp_path / "e2e.json"
+    assert cli_main(["eval", "--split", "test", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--bi-checkpoint",
+                     str(e2e_dir / "best.pt"), "--out", str(result), *common]) == 0
+    model = json.loads(result.read_text())["model"]
+    assert "sin:weights=" in model and "sin_best.pt" in model
+    assert cli_main(["train", "--stage", "e2e", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--aux-weight",
+                     "-1", "--out", str(e2e_dir), *common]) == 2
 
 
 def test_train_bi_resumes(toy_dataset, tmp_path):

@@ -7,7 +7,8 @@ Train the trunk (new classifier for the dataset, backbone frozen or not)::
         --out runs/bi/trunk
 
 then the Bilateral Inception head on one provider's superpixels (trunk frozen, features cached;
-``--finetune-trunk`` trains both end to end)::
+``--finetune`` trains the trunk too; ``--stage e2e`` instead trains SIN together with the head,
+writing the fine-tuned SIN to ``sin_best.pt`` beside ``best.pt``)::
 
     python -m downstream.bilateral_inception train --stage bi --dataset msrc21 \\
         --trunk-checkpoint runs/bi/trunk/best.pt --provider slic:compactness=10 --n-segments 600 --out runs/bi/slic
@@ -83,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train the trunk or a BI head")
     _common(t)
-    t.add_argument("--stage", choices=["trunk", "bi"], required=True)
+    t.add_argument("--stage", choices=["trunk", "bi", "e2e"], required=True,
+                   help="trunk; bi: a BI head on fixed superpixels; e2e: a BI head trained together with SIN")
     t.add_argument("--train-split", default="train")
     t.add_argument("--val-split", default="val", help="'none' for no validation")
     t.add_argument("--out", type=Path, required=True, help="run folder (last.pt, best.pt, record.json)")
@@ -112,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bi stage: the trunk frozen (cached features), its head trained too (cached backbone "
                         "outputs), or all of it (no cache)")
     t.add_argument("--trunk-lr", type=positive_float, default=1e-4, help="bi stage: lr of the trunk with --finetune")
+    # e2e stage (SIN trained through the BI head; see downstream.bilateral_inception.end_to_end)
+    t.add_argument("--sin-weights", type=Path, default=None, help="e2e stage: SIN to start from (default: shipped)")
+    t.add_argument("--sin-lr", type=positive_float, default=1e-4, help="e2e stage: Adam lr of SIN")
+    t.add_argument("--sin-train", choices=["decoder", "all"], default="decoder",
+                   help="e2e stage: SIN parameters trained (decoder: encoder frozen and cached)")
+    t.add_argument("--aux-weight", type=float, default=1.0,
+                   help="e2e stage: weight of SIN's own loss on the task labels (0: none)")
+    t.add_argument("--temperature", type=positive_float, default=1.0,
+                   help="e2e stage: softmax temperature of SIN's soft assignment")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="per-class IoU and mIoU of the baseline or of a BI model")
@@ -155,8 +166,17 @@ def _validate(args) -> None:
         raise FileNotFoundError(f"--trunk-weights not found: {weights}")
     if getattr(args, "provider", None) is not None:
         args.provider = get_provider(args.provider)  # unknown names / parameters fail here, before any work
-    if args.command == "train" and args.stage == "bi" and args.trunk_checkpoint is None:
-        raise ValueError("--stage bi needs --trunk-checkpoint (best.pt of --stage trunk)")
+    if args.command == "train" and args.stage in ("bi", "e2e") and args.trunk_checkpoint is None:
+        raise ValueError(f"--stage {args.stage} needs --trunk-checkpoint (best.pt of --stage trunk)")
+    if args.command == "train" and args.stage == "e2e":
+        if args.sin_weights is not None and not Path(args.sin_weights).is_file():
+            raise FileNotFoundError(f"--sin-weights not found: {args.sin_weights}")
+        if args.finetune != "none":
+            raise ValueError("--stage e2e keeps the trunk frozen (--finetune none)")
+        from .end_to_end import EndToEndConfig
+
+        EndToEndConfig(sin_lr=args.sin_lr, sin_train=args.sin_train, aux_weight=args.aux_weight,
+                       temperature=args.temperature)  # bad values fail here, before any work
     if args.command == "train" and args.dropout is not None and not 0 <= args.dropout < 1:
         raise ValueError(f"--dropout must be in [0, 1), got {args.dropout}")
 
@@ -188,9 +208,20 @@ def _cmd_train(args) -> int:
                             batch_size=args.batch_size or 4, init=args.init, dropout=args.dropout,
                             finetune=args.finetune, trunk_lr=args.trunk_lr, short_side=pipe.short_side,
                             seed=args.seed)
-        _, _, record, _ = pipe.train_bi(handle, args.provider, args.n_segments, train_set, val_set, config=cfg,
-                                        out_dir=args.out, resume=args.resume,
-                                        meta={"trunk_checkpoint": str(args.trunk_checkpoint)})
+        if args.stage == "bi":
+            _, _, record, _ = pipe.train_bi(handle, args.provider, args.n_segments, train_set, val_set, config=cfg,
+                                            out_dir=args.out, resume=args.resume,
+                                            meta={"trunk_checkpoint": str(args.trunk_checkpoint)})
+        else:
+            from .end_to_end import EndToEndConfig
+
+            e2e = EndToEndConfig(sin_lr=args.sin_lr, sin_train=args.sin_train, aux_weight=args.aux_weight,
+                                 temperature=args.temperature)
+            _, provider, record, _ = pipe.train_end_to_end(handle, args.n_segments, train_set, val_set, config=cfg,
+                                                           e2e=e2e, sin_weights=args.sin_weights, out_dir=args.out,
+                                                           resume=args.resume,
+                                                           meta={"trunk_checkpoint": str(args.trunk_checkpoint)})
+            print(f"fine-tuned SIN: {provider.weights_file} (as a provider: sin:weights={provider.weights_file})")
     from sin.io import atomic_write
 
     atomic_write(args.out / "record.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sin.checkpoint import load_model
+from sin.checkpoint import load_model, load_torch_file
 from sin.paths import cache_root
 from sin.providers import LabelCache, Provider, get_provider
 
@@ -47,7 +47,7 @@ from .caches import (
     module_fingerprint,
 )
 from .datasets import SegmentationDataset
-from .end_to_end import EndToEndConfig, load_end_to_end, train_end_to_end
+from .end_to_end import E2E_FORMAT, EndToEndConfig, load_end_to_end, train_end_to_end
 from .evaluation import evaluate_baseline, evaluate_bi
 from .loop import progress_bar
 from .metrics import ConfusionMatrix
@@ -314,7 +314,19 @@ class BIPipeline:
 
     def load_bi(self, path, handle: TrunkHandle, provider=None, n_segments: int | None = None, *,
                 allow_provider_change: bool = False):
-        """``(head, trunk handle with the BI run's trunk state, provider, n_segments, state)``."""
+        """``(head, trunk handle with the BI run's trunk state, provider, n_segments, state)``.
+
+        An end-to-end checkpoint (:mod:`.end_to_end`) is evaluated with the ``sin`` provider and the
+        fine-tuned SIN saved beside it (``sin_best.pt``), unless ``provider`` is given."""
+        if load_torch_file(path, "checkpoint").get("format") == E2E_FORMAT:
+            head, _, state = load_end_to_end(path)
+            sin_file = Path(path).parent / "sin_best.pt"
+            if provider is None and not sin_file.is_file():
+                raise FileNotFoundError(f"the fine-tuned SIN of {path} is missing: {sin_file}")
+            prov = get_provider(provider) if provider is not None else \
+                get_provider("sin").with_params(weights=str(sin_file), precision="fp32")
+            n = int(n_segments if n_segments is not None else state["n_segments"])
+            return head, handle.copy(), prov, n, state
         head, state = load_bi_checkpoint(path)
         prov, n = self.bi_provider(state, provider, n_segments, allow_provider_change=allow_provider_change)
         bi_handle = handle.copy()
