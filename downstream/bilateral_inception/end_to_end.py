@@ -56,7 +56,7 @@ from .model import BilateralInceptionHead
 from .preprocess import image_to_tensor, label_tensor
 
 __all__ = ["E2E_FORMAT", "EndToEndConfig", "SoftSIN", "grouped_superpixel_logits", "end_to_end_loss",
-           "train_end_to_end", "load_end_to_end", "hard_sin_labels"]
+           "train_end_to_end", "export_sin", "load_end_to_end", "hard_sin_labels"]
 
 E2E_FORMAT = "bi-sin-e2e-v1"
 
@@ -262,7 +262,8 @@ def train_end_to_end(head: BilateralInceptionHead, sin_model: SINNet, train_set,
     if state is not None:
         head.load_state_dict(state["state_dict"])
         sin_model.load_state_dict(state["sin_state"])
-    if record["epoch"] >= bcfg.epochs and (out_dir / "best.pt").is_file() and (out_dir / "sin_best.pt").is_file():
+    if record["epoch"] >= bcfg.epochs and (out_dir / "best.pt").is_file():
+        export_sin(out_dir)
         return record
     ids = list(train_set.ids)
     samples = {sid: train_set.load(sid) for sid in ids}
@@ -309,12 +310,28 @@ def train_end_to_end(head: BilateralInceptionHead, sin_model: SINNet, train_set,
                 "n_segments": int(n_segments), "classes": list(train_set.classes), "meta": dict(meta or {})}
         weights = {"state_dict": head.state_dict(),
                    "sin_state": {k: v.detach().cpu() for k, v in sin_model.state_dict().items()}}
-        before = record["best_epoch"]
         end_epoch(record, entry, epoch, out_dir, ckpt, weights, opt, "BI+SIN", progress)
-        if record["best_epoch"] != before:
-            save_weights(sin_model, out_dir / "sin_best.pt",
-                         meta={"trained": "end to end through a BI head", "epoch": epoch + 1, **dict(meta or {})})
+    export_sin(out_dir)
     return record
+
+
+def export_sin(out_dir) -> Path:
+    """Write the selected SIN of ``out_dir/best.pt`` as ``sin_best.pt`` (the toolkit's weights
+    format, loadable as ``sin:weights=...``) unless it is already that epoch's."""
+    out_dir = Path(out_dir)
+    target = out_dir / "sin_best.pt"
+    state = load_state(out_dir / "best.pt", E2E_FORMAT)
+    epoch = state["record"]["best_epoch"]
+    if target.is_file():
+        from sin.checkpoint import load_torch_file
+
+        if load_torch_file(target, "SIN weights").get("meta", {}).get("epoch") == epoch:
+            return target
+    model = SINNet()
+    model.load_state_dict(state["sin_state"])
+    save_weights(model, target, meta={"trained": "end to end through a BI head", "epoch": epoch,
+                                      "e2e": state.get("e2e"), **state.get("meta", {})})
+    return target
 
 
 def load_end_to_end(path) -> tuple[BilateralInceptionHead, SINNet, dict]:
