@@ -169,7 +169,8 @@ def run(args) -> dict:
         timer.add("feature cache", t0)
 
         t0 = time.perf_counter()
-        _evaluate_trunk(pipe, "baseline", trunk, feats, val_set, test_set, per_seed, preds if first else None)
+        _evaluate_trunk(pipe, "baseline", trunk, feats, val_set, test_set, per_seed, preds if first else None,
+                        seed=seed)
         timer.add("baseline evaluation", t0)
         if args.trunk_only:
             continue
@@ -182,7 +183,7 @@ def run(args) -> dict:
                                                     features=feats)
             # only the classifier changed: the trunk's cached features still hold
             _evaluate_trunk(pipe, "trained_baseline", trained, feats, val_set, test_set, per_seed,
-                            preds if first else None, best_epoch=rec["best_epoch"])
+                            preds if first else None, best_epoch=rec["best_epoch"], seed=seed)
             timer.add("equally trained baseline", t0)
 
         for prov in providers:
@@ -211,7 +212,7 @@ def run(args) -> dict:
                 "per_image": per_image_stack(per_image, test_set.ids), "best_epoch": rec["best_epoch"],
                 "theta6": [round(float(t), 3) for t in head.bi6.theta.detach()],
                 "theta7": [round(float(t), 3) for t in head.bi7.theta.detach()]})
-        if args.end_to_end:
+        if args.end_to_end and (args.e2e_seeds is None or seed in args.e2e_seeds):
             t0 = time.perf_counter()
             head, prov, rec, out_dir = pipe.train_end_to_end(trunk, args.n_segments, train_set, val_set, config=bcfg,
                                                              e2e=e2e_config(args), runs_dir=runs_root,
@@ -223,6 +224,7 @@ def run(args) -> dict:
             timer.add("BI + SIN end-to-end test evaluation", t0)
             if pr is not None:
                 preds[E2E_KEY] = pr
+            if E2E_KEY not in counts:  # the first seed it runs with
                 sps = pipe.superpixels(prov, [test_set], args.n_segments)
                 counts[E2E_KEY] = float(np.mean([int(sps[i].max()) + 1 for i in test_set.ids]))
             weights = prov.weights_file
@@ -244,13 +246,15 @@ def run(args) -> dict:
                          notes)
 
 
-def _evaluate_trunk(pipe, key, handle, feats, val_set, test_set, per_seed, preds, best_epoch=None) -> None:
+def _evaluate_trunk(pipe, key, handle, feats, val_set, test_set, per_seed, preds, best_epoch=None,
+                    seed=None) -> None:
     val = pipe.evaluate_baseline(handle, val_set, features=feats)
     per_image, pr = {}, ({} if preds is not None else None)
     test = pipe.evaluate_baseline(handle, test_set, features=feats, predictions=pr, per_image=per_image)
     if pr is not None:
         preds[key] = pr
-    per_seed.setdefault(key, []).append({"val": val.mean_iou(), "test": test.mean_iou(), "iou": test.iou(),
+    per_seed.setdefault(key, []).append({"seed": seed, "val": val.mean_iou(), "test": test.mean_iou(),
+                                         "iou": test.iou(),
                                          "per_image": per_image_stack(per_image, test_set.ids),
                                          "best_epoch": best_epoch})
 
@@ -276,7 +280,10 @@ def _rows(args, providers, per_seed, counts, trunk_name) -> list[dict]:
         e = e2e_config(args)
         spec.append((E2E_KEY, "+ BI(SIN, trained end to end)", f"SIN fine-tuned through BI, k={args.n_segments}",
                      f"SIN {e.sin_train} trained with the head (Adam lr {e.sin_lr:g}, aux SIN loss x{e.aux_weight:g}, "
-                     f"temperature {e.temperature:g}); hard SIN labels at evaluation; selected on val"))
+                     f"temperature {e.temperature:g}); hard SIN labels at evaluation; selected on val"
+                     + ("" if len(per_seed[E2E_KEY]) == len(args.seeds) else
+                        f"; seeds {' '.join(str(r['seed']) for r in per_seed[E2E_KEY])} only: intervals pair "
+                        "those seeds")))
     # the rows the intervals are computed against; "sin" is the first plain SIN provider of the table
     sin_keys = [_key(p) for p in providers if p.name == "sin"]
     ref_keys = {"baseline": "baseline", "trained": "trained_baseline", "sin": sin_keys[0] if sin_keys else "sin"}
@@ -284,7 +291,7 @@ def _rows(args, providers, per_seed, counts, trunk_name) -> list[dict]:
     for key, method, sp, note in spec:
         runs = per_seed.get(key)
         row = {"key": key, "method": method, "superpixels": sp, "mean_count": counts.get(key, np.nan),
-               "seeds": " ".join(str(s) for s in args.seeds) if runs else "", "n_seeds": len(runs) if runs else 0}
+               "seeds": " ".join(str(r["seed"]) for r in runs) if runs else "", "n_seeds": len(runs) if runs else 0}
         if runs:
             test = [100 * r["test"] for r in runs]
             row.update(test_miou_mean=float(np.mean(test)), test_miou_std=_std(test),
@@ -293,11 +300,12 @@ def _rows(args, providers, per_seed, counts, trunk_name) -> list[dict]:
                        best_epochs=json.dumps([r["best_epoch"] for r in runs]))
             for ref_name, _ in REFERENCES:
                 ref_key = ref_keys[ref_name]
-                ref = per_seed.get(ref_key)
-                if ref is None or ref_key == key or len(ref) != len(runs):
+                ref = {r["seed"]: r for r in per_seed.get(ref_key, [])}
+                pairs = [(r, ref[r["seed"]]) for r in runs if r["seed"] in ref]  # seeds paired
+                if not pairs or ref_key == key:
                     continue
-                bs = paired_bootstrap_miou(np.stack([r["per_image"] for r in runs]),
-                                           np.stack([r["per_image"] for r in ref]),
+                bs = paired_bootstrap_miou(np.stack([a["per_image"] for a, _ in pairs]),
+                                           np.stack([b["per_image"] for _, b in pairs]),
                                            n_boot=args.n_boot, seed=args.bootstrap_seed)
                 row[f"diff_vs_{ref_name}"] = 100 * bs["diff"]
                 row[f"ci_low_vs_{ref_name}"] = 100 * bs["low"]
@@ -528,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--end-to-end", action="store_true",
                     help="add the row 'BI(SIN, trained end to end)': SIN trained with the BI head "
                          "(downstream.bilateral_inception.end_to_end), same trunk, count, epochs and seeds")
+    ap.add_argument("--e2e-seeds", type=non_negative_int, nargs="+", default=None,
+                    help="seeds of the end-to-end row (default: all --seeds); its intervals pair these seeds")
     ap.add_argument("--e2e-sin-lr", type=positive_float, default=1e-4, help="Adam lr of SIN (end to end)")
     ap.add_argument("--e2e-sin-train", choices=["decoder", "all"], default="decoder",
                     help="SIN parameters trained end to end (decoder: encoder frozen and cached)")

@@ -123,6 +123,16 @@ def test_semseg_table_end_to_end_sin_row(toy_dataset, tmp_path):
     assert "trained together with SIN" in (out / "table1_toy.md").read_text()
     with pytest.raises(SystemExit):
         semseg_table.build_parser().parse_args(["--e2e-sin-lr", "0"])
+    # the end-to-end row on a subset of the seeds: its intervals pair those seeds only
+    argv2 = [a for a in argv if a != "--no-trained-baseline"]
+    argv2[argv2.index("--seeds") + 1:argv2.index("--seeds") + 2] = ["0", "1"]
+    assert semseg_table.main([*argv2, "--e2e-seeds", "1"]) == 0
+    rows = {r["key"]: r for r in _read_csv(out / "table1_toy.csv")}
+    e2e, sin_row = rows["sin_e2e"], rows[sin_key[0]]
+    assert e2e["seeds"] == "1" and e2e["n_seeds"] == "1" and sin_row["seeds"] == "0 1"
+    assert "seeds 1 only" in e2e["note"]
+    per_seed_sin = json.loads(sin_row["test_miou_per_seed"])
+    assert float(e2e["diff_vs_sin"]) == pytest.approx(float(e2e["test_miou_mean"]) - per_seed_sin[1], abs=0.02)
 
 
 def test_semseg_table_one_line_errors(toy_dataset, tmp_path, capsys):
