@@ -336,7 +336,8 @@ COLUMNS = ["key", "method", "superpixels", "mean_count", "seeds", "n_seeds", "te
 def write_outputs(args, name, rows, per_class, test_set, preds, timings, trunk_records, tcfg, bcfg, notes) -> dict:
     out = Path(args.out)
     df = pd.DataFrame(rows)
-    df["paper_voc2012_test"] = [PAPER_VOC_TEST.get(k, np.nan) for k in df["key"]]
+    # a provider row's key is its name or its tag (name-fingerprint): the paper's value goes by the name
+    df["paper_voc2012_test"] = [PAPER_VOC_TEST.get(k.split("-")[0], np.nan) for k in df["key"]]
     df = df.reindex(columns=COLUMNS)
     write_csv(df, out / f"table1_{name}.csv", float_format="%.2f")
     classes = list(test_set.classes)
