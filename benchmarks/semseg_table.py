@@ -81,8 +81,9 @@ PROVIDER_LABEL = {"slic": "SLIC", "snic": "SNIC", "ers": "ERS", "sin": "SIN", "s
 DEFAULT_SPLITS = {"msrc21": ("train", "val", "test"), "folder": ("train", "val", "test"),
                   "voc": ("train_aug", "reducedval", "val")}
 
-#: rows the intervals are computed against (when present; "sin": the table's plain SIN provider)
-REFERENCES = (("baseline", "baseline"), ("trained", "trained_baseline"), ("sin", "sin"))
+#: names of the rows the intervals are computed against (when present; the row keys are resolved in
+#: ``_rows``: "sin" is the table's first plain SIN provider, whatever its parameters)
+REFERENCES = ("baseline", "trained", "sin")
 
 #: key of the row whose SIN is trained end to end through the BI head (--end-to-end)
 E2E_KEY = "sin_e2e"
@@ -298,7 +299,7 @@ def _rows(args, providers, per_seed, counts, trunk_name) -> list[dict]:
                        val_miou_mean=float(np.mean([100 * r["val"] for r in runs])),
                        test_miou_per_seed=json.dumps([round(v, 2) for v in test]),
                        best_epochs=json.dumps([r["best_epoch"] for r in runs]))
-            for ref_name, _ in REFERENCES:
+            for ref_name in REFERENCES:
                 ref_key = ref_keys[ref_name]
                 ref = {r["seed"]: r for r in per_seed.get(ref_key, [])}
                 pairs = [(r, ref[r["seed"]]) for r in runs if r["seed"] in ref]  # seeds paired
@@ -330,7 +331,7 @@ def _interval(row, ref) -> str:
 
 COLUMNS = ["key", "method", "superpixels", "mean_count", "seeds", "n_seeds", "test_miou_mean", "test_miou_std",
            "val_miou_mean", "test_miou_per_seed", "best_epochs"] + \
-          [f"{c}_vs_{r}" for r, _ in REFERENCES for c in ("diff", "ci_low", "ci_high")] + ["note", "paper_voc2012_test"]
+          [f"{c}_vs_{r}" for r in REFERENCES for c in ("diff", "ci_low", "ci_high")] + ["note", "paper_voc2012_test"]
 
 
 def write_outputs(args, name, rows, per_class, test_set, preds, timings, trunk_records, tcfg, bcfg, notes) -> dict:

@@ -173,12 +173,16 @@ def _validate(args) -> None:
             raise FileNotFoundError(f"--sin-weights not found: {args.sin_weights}")
         if args.finetune != "none":
             raise ValueError("--stage e2e keeps the trunk frozen (--finetune none)")
-        from .end_to_end import EndToEndConfig
-
-        EndToEndConfig(sin_lr=args.sin_lr, sin_train=args.sin_train, aux_weight=args.aux_weight,
-                       temperature=args.temperature)  # bad values fail here, before any work
+        _e2e_config(args)  # bad values fail here, before any work
     if args.command == "train" and args.dropout is not None and not 0 <= args.dropout < 1:
         raise ValueError(f"--dropout must be in [0, 1), got {args.dropout}")
+
+
+def _e2e_config(args):
+    from .end_to_end import EndToEndConfig
+
+    return EndToEndConfig(sin_lr=args.sin_lr, sin_train=args.sin_train, aux_weight=args.aux_weight,
+                          temperature=args.temperature)
 
 
 def _pipeline(args):
@@ -213,10 +217,7 @@ def _cmd_train(args) -> int:
                                             out_dir=args.out, resume=args.resume,
                                             meta={"trunk_checkpoint": str(args.trunk_checkpoint)})
         else:
-            from .end_to_end import EndToEndConfig
-
-            e2e = EndToEndConfig(sin_lr=args.sin_lr, sin_train=args.sin_train, aux_weight=args.aux_weight,
-                                 temperature=args.temperature)
+            e2e = _e2e_config(args)
             _, provider, record, _ = pipe.train_end_to_end(handle, args.n_segments, train_set, val_set, config=cfg,
                                                            e2e=e2e, sin_weights=args.sin_weights, out_dir=args.out,
                                                            resume=args.resume,

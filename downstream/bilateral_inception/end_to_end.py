@@ -40,13 +40,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sin.checkpoint import save_weights
+from sin.checkpoint import load_torch_file, save_weights
 from sin.inference import SINPredictor, _limit_grid, _nearest_index, normalize_image
 from sin.interpolation import soft_interpolate
 from sin.loss import sin_loss
 from sin.model import STEPS, SINNet
 from sin.pooling import Assignment, superpixel_unpool
 
+from .bi_training import BITrainConfig, _head_config
 from .datasets import VOID
 from .evaluation import evaluate_bi
 from .features import grid_assignment, superpixel_features
@@ -240,8 +241,6 @@ def train_end_to_end(head: BilateralInceptionHead, sin_model: SINNet, train_set,
     selected SIN weights in the toolkit's weights format, loadable as ``sin:weights=...``) to
     ``out_dir``; returns the training record.
     """
-    from .bi_training import BITrainConfig, _head_config
-
     bcfg = bi_config or BITrainConfig()
     config = config or EndToEndConfig()
     if bcfg.finetune != "none":
@@ -323,8 +322,6 @@ def export_sin(out_dir) -> Path:
     state = load_state(out_dir / "best.pt", E2E_FORMAT)
     epoch = state["record"]["best_epoch"]
     if target.is_file():
-        from sin.checkpoint import load_torch_file
-
         if load_torch_file(target, "SIN weights").get("meta", {}).get("epoch") == epoch:
             return target
     model = SINNet()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import DEFAULT_WEIGHTS, atomic_torch_save, load_torch_file
+from ..checkpoint import DEFAULT_WEIGHTS, atomic_torch_save, load_model, load_torch_file, save_weights
 from ..inference import superpixels
 from ..model import SINNet
 from ..paths import cache_root
@@ -36,8 +36,6 @@ def save_weights_delta(model: SINNet, path, *, base=None, prefixes=DECODER_PREFI
     """Write the tensors of ``model`` whose names start with ``prefixes`` and record the sha256 of
     the ``base`` weights file (default: the shipped weights) they apply to. Raises ``ValueError``
     when ``model`` differs from ``base`` outside ``prefixes`` (the delta would lose it)."""
-    from ..checkpoint import load_model
-
     base = Path(base) if base is not None else DEFAULT_WEIGHTS
     ref = load_model(base).state_dict()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -75,8 +73,6 @@ def merged_weights_file(path, *, expected_sha256: str | None = None, base=None) 
     out = cache_root() / "weights" / f"sin_{delta['base_sha256'][:12]}_{file_sha256(path)[:12]}.pt"
     if out.is_file():
         return out
-    from ..checkpoint import load_model, save_weights
-
     model = load_model(base)
     state = model.state_dict()
     unknown = set(delta["state_dict"]) - set(state)
