@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--n-boot", type=positive_int, default=5000)
     ap.add_argument("--bootstrap-seed", type=non_negative_int, default=0)
     ap.add_argument("--figure-images", type=non_negative_int, default=3)
+    ap.add_argument("--figure-tuned", type=non_negative_int, default=0, metavar="I",
+                    help="the --tuned file drawn in the figure (0-based; e.g. the one selected on val)")
     ap.add_argument("--cache", type=Path, default=None, help="label-map cache (default: the toolkit's)")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "semseg" / "e2e_superpixels")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
@@ -157,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args) -> pd.DataFrame:
     dataset = D.open_dataset(args.dataset, args.split, data_root=args.data_root, limit=args.limit)
+    if args.figure_tuned >= len(args.tuned):
+        raise ValueError(f"--figure-tuned {args.figure_tuned}: there are only {len(args.tuned)} --tuned files")
     providers = providers_for(args.tuned)
     sizes = sorted(dict.fromkeys(args.n_segments))
     per_image, labels = evaluate(dataset, providers, sizes, LabelCache(args.cache), args.progress)
@@ -183,10 +187,11 @@ def run(args) -> pd.DataFrame:
              "(the `sin` provider). Intervals: paired bootstrap over images, 95 %. Weights:", "", weights, ""]
     if args.figure_images > 0:
         picks = pick_examples(per_image, mid, args.figure_images)
-        draw_examples(out / "examples.png", dataset, labels, picks, mid, list(providers)[:2])
+        drawn = list(providers)[0], list(providers)[1 + args.figure_tuned]
+        draw_examples(out / "examples.png", dataset, labels, picks, mid, drawn)
         lines += [f"`examples.png`: at k={mid}, the images of largest ASA gain, median change and largest loss "
                   "(seed mean, fine-tuned − shipped); yellow = class boundaries, red = superpixels "
-                  f"(shipped, then fine-tuned #0).", ""]
+                  f"({drawn[0]}, then {drawn[1]}).", ""]
     write_text(out / "README.md", "\n".join(lines))
     return table
 

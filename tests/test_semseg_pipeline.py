@@ -22,6 +22,7 @@ from downstream.bilateral_inception.trunks import (
 )
 from sin.checkpoint import load_torch_file
 from sin.providers import LabelCache
+from sin.providers.sin_variants import load_weights_delta
 
 
 @pytest.fixture(autouse=True)
@@ -189,6 +190,21 @@ def test_cli_train_and_eval(toy_dataset, tmp_path):
     assert "sin:weights=" in model and "sin_best.pt" in model
     assert cli_main(["train", "--stage", "e2e", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--aux-weight",
                      "-1", "--out", str(e2e_dir), *common]) == 2
+    # export-sin keeps the SIN of the run with the best *val* mIoU as a decoder delta
+    state = load_torch_file(e2e_dir / "best.pt", "checkpoint", weights_only=False)
+    state["record"]["best_miou"] += 0.5
+    key = next(k for k in state["sin_state"] if k.startswith("deconv") and k.endswith("weight"))
+    state["sin_state"][key] = state["sin_state"][key] + 0.25
+    (tmp_path / "e2e_b").mkdir()
+    torch.save(state, tmp_path / "e2e_b" / "best.pt")
+    delta = tmp_path / "variant.pt"
+    assert cli_main(["export-sin", str(e2e_dir), str(tmp_path / "e2e_b"), "--out", str(delta)]) == 0
+    saved = load_weights_delta(delta)
+    assert saved["meta"]["run"] == "e2e_b" and torch.equal(saved["state_dict"][key], state["sin_state"][key])
+    assert cli_main(["export-sin", str(e2e_dir), "--out", str(delta)]) == 2  # never overwrites unasked
+    assert cli_main(["export-sin", str(e2e_dir), "--out", str(delta), "--overwrite"]) == 0
+    assert load_weights_delta(delta)["meta"]["run"] == "e2e"
+    assert cli_main(["export-sin", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.pt")]) == 2
 
 
 def test_train_bi_resumes(toy_dataset, tmp_path):

@@ -1,4 +1,4 @@
-"""Command line: ``python -m downstream.bilateral_inception {train,eval} ...``.
+"""Command line: ``python -m downstream.bilateral_inception {train,eval,export-sin} ...``.
 
 Train the trunk (new classifier for the dataset, backbone frozen or not)::
 
@@ -18,6 +18,9 @@ and evaluate (per-class IoU + mIoU as JSON; VOC palette PNGs with ``--png-dir``;
 
     python -m downstream.bilateral_inception eval --dataset msrc21 --split test \\
         --trunk-checkpoint runs/bi/trunk/best.pt --bi-checkpoint runs/bi/slic/best.pt --out runs/bi/slic/test.json
+
+``export-sin RUN [RUN ...] --out FILE`` keeps the SIN of the end-to-end run with the best val mIoU as
+a decoder-only weights delta (2.4 MB; :mod:`sin.providers.sin_variants`) and prints its sha256.
 
 ``--provider`` takes any superpixel provider: a registered name (``python -m sin providers``),
 ``NAME:key=value,...`` or your own ``package.module:function``. Superpixels come from the toolkit's
@@ -141,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--png-dir", type=Path, default=None, help="write VOC palette PNG predictions here")
     e.add_argument("--out", type=Path, default=None, help="JSON with per-class IoU and mIoU")
     e.set_defaults(func=_cmd_eval)
+
+    x = sub.add_parser("export-sin", help="the SIN of the best of several --stage e2e runs (val mIoU), as a "
+                                          "small weights delta for a named provider variant")
+    x.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="--stage e2e run folders (best.pt inside)")
+    x.add_argument("--out", type=Path, required=True, help="the delta file to write (e.g. sin/weights/NAME.pt)")
+    x.add_argument("--base", type=Path, default=None,
+                   help="the SIN weights the runs started from (default: the shipped weights)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    x.set_defaults(func=_cmd_export_sin, device="cpu", threads=None)
     return ap
 
 
@@ -259,6 +271,40 @@ def _cmd_eval(args) -> int:
     print(f"{what}: mIoU {100 * summary['mIoU']:.2f} on {ds.name} {args.split} ({len(ds)} images)")
     for name, v in summary["iou"].items():
         print(f"  {name:<14} {'' if v is None else f'{100 * v:.2f}'}")
+    return 0
+
+
+def _cmd_export_sin(args) -> int:
+    from sin.model import SINNet
+    from sin.providers.registry import file_sha256
+    from sin.providers.sin_variants import save_weights_delta
+
+    from .end_to_end import E2E_FORMAT
+    from .loop import load_state
+
+    if args.out.exists() and not args.overwrite:
+        raise FileExistsError(f"--out {args.out} exists (--overwrite replaces it)")
+    candidates = []
+    for run in args.runs:
+        best = run / "best.pt" if run.is_dir() else run
+        if not best.is_file():
+            raise FileNotFoundError(f"no best.pt in {run} (a --stage e2e run folder)")
+        state = load_state(best, E2E_FORMAT)
+        record = state["record"]
+        candidates.append((record["best_miou"], run, state))
+        print(f"{run}: seed {state['config'].get('seed')}, val mIoU {100 * record['best_miou']:.2f} "
+              f"(epoch {record['best_epoch']} of {record['epoch']})")
+    # selection on val only: the test split never chooses the shipped variant
+    val_miou, run, state = max(candidates, key=lambda c: c[0])
+    model = SINNet()
+    model.load_state_dict(state["sin_state"])
+    meta = {"trained": "end to end through a BI head", "run": run.name, "val_miou": float(val_miou),
+            "seed": state["config"].get("seed"), "epoch": state["record"]["best_epoch"], "e2e": state.get("e2e"),
+            "n_segments": state.get("n_segments"), "classes": state.get("classes"),
+            "candidates": {c[1].name: float(c[0]) for c in candidates}}
+    save_weights_delta(model, args.out, base=args.base, meta=meta)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) from {run} (val mIoU {100 * val_miou:.2f}), "
+          f"sha256 {file_sha256(args.out)}")
     return 0
 
 
