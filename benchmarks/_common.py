@@ -71,6 +71,14 @@ def resolve_providers(specs, *, skip_unavailable: bool = False) -> list:
     return providers
 
 
+def repo_relative(path) -> str:
+    """``path`` relative to the checkout when it is inside it (result files never record /home/...)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def provider_info(provider) -> dict:
     """What a result file records about a provider: spec, fingerprint tag, weights file and sha256.
 
@@ -79,12 +87,7 @@ def provider_info(provider) -> dict:
     """
     path = provider.weights_file
     sha = provider.weights_sha256()
-    shown = None
-    if path is not None:
-        try:
-            shown = str(path.resolve().relative_to(REPO))
-        except ValueError:
-            shown = str(path)
+    shown = None if path is None else repo_relative(path)
     trained = None
     if provider.spec.weights is not None:
         trained = bool(sha) and not sha.startswith("absent")

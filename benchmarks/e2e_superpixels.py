@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks._common import command_line, machine_info, markdown_table, paired_bootstrap, positive_int, \
-    write_csv, write_figure, write_text
+    repo_relative, write_csv, write_figure, write_text
 from downstream.bilateral_inception import datasets as D
 from downstream.bilateral_inception.datasets import VOID
 from sin.argtypes import non_negative_int
@@ -178,7 +178,7 @@ def run(args) -> pd.DataFrame:
                                      for r in table.to_dict("records")]})
     show = show[["n_segments", "method", "mean_count", "asa", "fine-tuned − shipped [95% CI]", "images better / worse"]]
     mach = machine_info()
-    weights = "\n".join(f"* `{m}`: `{p.weights_file}` (sha256 `{file_sha256(p.weights_file)[:16]}…`)"
+    weights = "\n".join(f"* `{m}`: `{repo_relative(p.weights_file)}` (sha256 `{file_sha256(p.weights_file)[:16]}…`)"
                         for m, p in providers.items())
     mid = sizes[len(sizes) // 2]
     lines = [f"# SIN fine-tuned through BI: ASA on {dataset.name} {args.split} against its class labels", "",

@@ -55,6 +55,7 @@ from benchmarks._common import (
     markdown_table,
     positive_int,
     provider_info,
+    repo_relative,
     resolve_providers,
     write_csv,
     write_figure,
@@ -230,7 +231,8 @@ def run(args) -> dict:
                 counts[E2E_KEY] = float(np.mean([int(sps[i].max()) + 1 for i in test_set.ids]))
             weights = prov.weights_file
             notes.setdefault("end_to_end_weights", []).append(
-                {"seed": seed, "file": str(weights), "sha256": prov.weights_sha256(), "run": str(out_dir)})
+                {"seed": seed, "file": repo_relative(weights), "sha256": prov.weights_sha256(),
+                 "run": repo_relative(out_dir)})
             per_seed.setdefault(E2E_KEY, []).append({
                 "seed": seed, "val": rec["best_miou"], "test": cm.mean_iou(), "iou": cm.iou(),
                 "per_image": per_image_stack(per_image, test_set.ids), "best_epoch": rec["best_epoch"]})

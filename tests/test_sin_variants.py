@@ -88,3 +88,22 @@ def test_named_variant_is_a_provider_with_a_recorded_sha256(tmp_path):
             sin.get_provider("sin_test_variant:precision=fp32")(image, 30)
     finally:
         registry._REGISTRY.pop("sin_test_variant", None)
+
+
+def test_shipped_variants_are_their_recorded_files():
+    from sin.checkpoint import DEFAULT_WEIGHTS
+    from sin.providers.sin_variants import SHIPPED_VARIANTS
+
+    assert SHIPPED_VARIANTS
+    image = (np.random.default_rng(3).random((48, 64, 3)) * 255).astype(np.uint8)
+    base = load_model(DEFAULT_WEIGHTS).state_dict()
+    for name, (filename, sha, _, _) in SHIPPED_VARIANTS.items():
+        path = DEFAULT_WEIGHTS.parent / filename
+        assert path.is_file() and file_sha256(path) == sha, f"{filename}: update SHIPPED_VARIANTS after regenerating"
+        assert name in sin.available_providers()
+        delta = load_weights_delta(path, expected_sha256=sha)
+        assert delta["base_sha256"] == file_sha256(DEFAULT_WEIGHTS)
+        assert any(not torch.equal(v, base[k]) for k, v in delta["state_dict"].items())  # it is fine-tuned
+        labels = sin.get_provider(name, precision="fp32")(image, 40)
+        np.testing.assert_array_equal(labels, sin.superpixels(image, 40, weights=merged_weights_file(path),
+                                                              precision="fp32"))

@@ -293,7 +293,7 @@ def _cmd_export_sin(args) -> int:
         record = state["record"]
         candidates.append((record["best_miou"], run, state))
         print(f"{run}: seed {state['config'].get('seed')}, val mIoU {100 * record['best_miou']:.2f} "
-              f"(epoch {record['best_epoch']} of {record['epoch']})")
+              f"(epoch {record['best_epoch']})")
     # selection on val only: the test split never chooses the shipped variant
     val_miou, run, state = max(candidates, key=lambda c: c[0])
     model = SINNet()

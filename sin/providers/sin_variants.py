@@ -133,3 +133,18 @@ def register_sin_variant(name: str, filename: str, sha256: str, *, source: str, 
                       resolve_params=resolved_params, max_pixels=DEFAULT_MAX_PIXELS.get("sin"), overwrite=overwrite)
     VARIANTS[name] = fn
     return fn
+
+
+# ----------------------------------------------------------------------------- the shipped variants
+#: name -> (delta file in ``sin/weights``, its sha256, where it comes from, one-line description).
+#: Regenerate with the commands in ``results/semseg/README.md`` (then update the sha256 here).
+SHIPPED_VARIANTS = {
+    "sin_msrc21": ("sin_msrc21_delta.pt", "be5ec46698aa67c4914f4442b9a19eb5ccff4fe5202b3c757e8ed0d27e1017d7",
+                   "SIN's decoder trained end to end through a Bilateral Inception head on MSRC-21 train, "
+                   "the seed selected on val (results/semseg/README.md)",
+                   "SIN fine-tuned for MSRC-21 semantic segmentation (end to end through BI)"),
+}
+
+for _name, (_file, _sha, _source, _description) in SHIPPED_VARIANTS.items():
+    if (DEFAULT_WEIGHTS.parent / _file).is_file():  # a variant registers only when its file is present
+        register_sin_variant(_name, _file, _sha, source=_source, description=_description)
