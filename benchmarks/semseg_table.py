@@ -545,8 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--e2e-sin-lr", type=positive_float, default=1e-4, help="Adam lr of SIN (end to end)")
     ap.add_argument("--e2e-sin-train", choices=["decoder", "all"], default="decoder",
                     help="SIN parameters trained end to end (decoder: encoder frozen and cached)")
-    ap.add_argument("--e2e-aux-weight", type=float, default=1.0,
-                    help="weight of SIN's own loss on the task labels (0: none)")
+    ap.add_argument("--e2e-aux-weight", type=float, default=0.1,
+                    help="weight of SIN's own loss on the task labels (0: none; 0.1 selected on MSRC-21 val)")
     ap.add_argument("--e2e-temperature", type=positive_float, default=1.0,
                     help="softmax temperature of SIN's soft assignment during training")
     ap.add_argument("--figure-images", type=non_negative_int, default=4)

@@ -78,6 +78,7 @@ def test_bi_loss_reaches_sin_decoder_only(toy):
 
 
 def test_grouped_sources_equal_the_heads_path_for_hard_superpixels(toy):
+    torch.manual_seed(0)  # random trunk and fc7: some draws make every soft logit 0 and the check empty
     data = FolderSegmentation(toy, "train")
     trunk = tiny_trunk(data.num_classes)
     image, _ = _batch(data)
@@ -95,6 +96,7 @@ def test_grouped_sources_equal_the_heads_path_for_hard_superpixels(toy):
         _, soft_a, _ = SoftSIN(load_model(None))(image, 12)
         exact, _ = head.superpixel_logits(feats, image, soft_a)
         merged, _ = grouped_superpixel_logits(head, feats, image, soft_a)
+        assert float(exact.abs().max()) > 0
         assert float((exact - merged).abs().max()) < 0.25 * float(exact.abs().max())
 
 

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sin-lr", type=positive_float, default=1e-4, help="e2e stage: Adam lr of SIN")
     t.add_argument("--sin-train", choices=["decoder", "all"], default="decoder",
                    help="e2e stage: SIN parameters trained (decoder: encoder frozen and cached)")
-    t.add_argument("--aux-weight", type=float, default=1.0,
+    t.add_argument("--aux-weight", type=float, default=0.1,
                    help="e2e stage: weight of SIN's own loss on the task labels (0: none)")
     t.add_argument("--temperature", type=positive_float, default=1.0,
                    help="e2e stage: softmax temperature of SIN's soft assignment")
