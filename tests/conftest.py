@@ -38,3 +38,19 @@ def random_image(h: int, w: int, kind: str, rng):
     if kind == "gray":
         return rng.random((h, w)), None
     raise ValueError(f"unknown image kind {kind!r}")
+
+
+def write_folder_segmentation(root: Path, samples: dict, classes: str, splits=("train", "val", "test")) -> Path:
+    """A ``FolderSegmentation`` layout under ``root``: ``samples`` maps an id to ``(image, label)``
+    uint8 arrays (PNG files), ``classes`` is the ``classes.txt`` text, every split lists every id."""
+    from PIL import Image
+
+    for d in ("images", "labels", "splits"):
+        (root / d).mkdir(parents=True)
+    (root / "classes.txt").write_text(classes)
+    for sid, (image, label) in samples.items():
+        Image.fromarray(np.asarray(image, np.uint8)).save(root / "images" / f"{sid}.png")
+        Image.fromarray(np.asarray(label, np.uint8)).save(root / "labels" / f"{sid}.png")
+    for split in splits:
+        (root / "splits" / f"{split}.txt").write_text("".join(f"{sid}\n" for sid in samples))
+    return root

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 import downstream.bilateral_inception as bi
+from conftest import write_folder_segmentation
 from downstream.bilateral_inception.__main__ import main as cli_main
 from downstream.bilateral_inception.datasets import FolderSegmentation
 from downstream.bilateral_inception.metrics import iou_per_class, mean_iou, paired_bootstrap_miou
@@ -23,18 +24,12 @@ def _private_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def toy(tmp_path):
     """Two 24x32 images, a bright square (class 1) on a dark background (class 0)."""
-    root = tmp_path / "toy"
-    for d in ("images", "labels", "splits"):
-        (root / d).mkdir(parents=True)
-    (root / "classes.txt").write_text("0 background\n1 square\n")
+    samples = {}
     for i in range(2):
         lab = np.zeros((24, 32), np.uint8)
         lab[4:16, 4 + 8 * i:16 + 8 * i] = 1
-        Image.fromarray((lab * 200 + 30)[..., None].repeat(3, 2)).save(root / "images" / f"im{i}.png")
-        Image.fromarray(lab).save(root / "labels" / f"im{i}.png")
-    for split in ("train", "val", "test"):
-        (root / "splits" / f"{split}.txt").write_text("im0\nim1\n")
-    return root
+        samples[f"im{i}"] = (lab * 200 + 30)[..., None].repeat(3, 2), lab
+    return write_folder_segmentation(tmp_path / "toy", samples, "0 background\n1 square\n")
 
 
 def halves(image, n_segments):

@@ -5,8 +5,8 @@ import csv
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from conftest import write_folder_segmentation
 from benchmarks import e2e_superpixels as E
 from sin.checkpoint import DEFAULT_WEIGHTS, load_model, save_weights
 
@@ -27,23 +27,15 @@ def test_asa_ignoring_void_by_hand():
 
 @pytest.fixture
 def folder_dataset(tmp_path):
-    root = tmp_path / "toy"
-    for d in ("images", "labels", "splits"):
-        (root / d).mkdir(parents=True)
-    (root / "classes.txt").write_text("0 background\n1 disc\n255 void\n")
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:48, :64]
-    ids = []
+    samples = {}
     for i in range(3):
         lab = ((yy - 24) ** 2 + (xx - 20 - 10 * i) ** 2 < 150).astype(np.uint8)
         img = np.clip(np.where(lab[..., None] == 1, 210, 70) + rng.normal(0, 8, (48, 64, 3)), 0, 255).astype(np.uint8)
         lab[:, :2] = 255
-        Image.fromarray(img).save(root / "images" / f"im{i}.png")
-        Image.fromarray(lab).save(root / "labels" / f"im{i}.png")
-        ids.append(f"im{i}")
-    for split in ("train", "val", "test"):
-        (root / "splits" / f"{split}.txt").write_text("\n".join(ids) + "\n")
-    return root
+        samples[f"im{i}"] = img, lab
+    return write_folder_segmentation(tmp_path / "toy", samples, "0 background\n1 disc\n255 void\n")
 
 
 def test_shipped_vs_tuned_table_and_figure(folder_dataset, tmp_path):

@@ -8,9 +8,9 @@ an optimisation step changes them, the soft assignment at a low temperature is t
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import downstream.bilateral_inception as bi
+from conftest import write_folder_segmentation
 from downstream.bilateral_inception.datasets import FolderSegmentation
 from downstream.bilateral_inception.end_to_end import (
     EndToEndConfig,
@@ -34,20 +34,14 @@ def _private_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def toy(tmp_path):
     """Four 40x56 images: a bright rectangle (class 1) on a textured dark background (class 0)."""
-    root = tmp_path / "toy"
-    for d in ("images", "labels", "splits"):
-        (root / d).mkdir(parents=True)
-    (root / "classes.txt").write_text("0 background\n1 box\n")
     rng = np.random.default_rng(0)
+    samples = {}
     for i in range(4):
         lab = np.zeros((40, 56), np.uint8)
         lab[6 + 2 * i:30, 8 + 5 * i:40 + 3 * i] = 1
         img = (lab * 170 + 40)[..., None].repeat(3, 2) + rng.integers(0, 30, (40, 56, 3))
-        Image.fromarray(img.astype(np.uint8)).save(root / "images" / f"im{i}.png")
-        Image.fromarray(lab).save(root / "labels" / f"im{i}.png")
-    for split in ("train", "val", "test"):
-        (root / "splits" / f"{split}.txt").write_text("im0\nim1\nim2\nim3\n")
-    return root
+        samples[f"im{i}"] = img.astype(np.uint8), lab
+    return write_folder_segmentation(tmp_path / "toy", samples, "0 background\n1 box\n")
 
 
 def _batch(data):

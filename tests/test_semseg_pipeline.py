@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 import downstream.bilateral_inception as T
+from conftest import write_folder_segmentation
 from benchmarks import semseg_table
 from downstream.bilateral_inception.__main__ import main as cli_main
 from downstream.bilateral_inception.datasets import FolderSegmentation
@@ -34,12 +35,9 @@ def _private_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def toy_dataset(tmp_path):
     """Two 40x56 images: a bright disc (class 1) / a dark bar (class 2) on a mid-grey background (class 0)."""
-    root = tmp_path / "toy"
-    for d in ("images", "labels", "splits"):
-        (root / d).mkdir(parents=True)
-    (root / "classes.txt").write_text("0 background\n1 disc\n2 bar\n255 void\n")
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:40, :56]
+    samples = {}
     for i in range(2):
         lab = np.zeros((40, 56), np.uint8)
         lab[(yy - 20) ** 2 + (xx - 18 - 16 * i) ** 2 < 100] = 1
@@ -47,11 +45,8 @@ def toy_dataset(tmp_path):
         img = np.choose(lab, [np.full((40, 56), 120), np.full((40, 56), 230), np.full((40, 56), 20)])
         img = np.clip(img[..., None] + rng.normal(0, 6, (40, 56, 3)), 0, 255).astype(np.uint8)
         lab[0, :] = 255
-        Image.fromarray(img).save(root / "images" / f"im{i}.png")
-        Image.fromarray(lab).save(root / "labels" / f"im{i}.png")
-    for split in ("train", "val", "test"):
-        (root / "splits" / f"{split}.txt").write_text("im0\nim1\n")
-    return root
+        samples[f"im{i}"] = img, lab
+    return write_folder_segmentation(tmp_path / "toy", samples, "0 background\n1 disc\n2 bar\n255 void\n")
 
 
 def _read_csv(path):
