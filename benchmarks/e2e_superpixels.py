@@ -187,7 +187,8 @@ def run(args) -> pd.DataFrame:
              "(the `sin` provider). Intervals: paired bootstrap over images, 95 %. Weights:", "", weights, ""]
     if args.figure_images > 0:
         picks = pick_examples(per_image, mid, args.figure_images)
-        drawn = list(providers)[0], list(providers)[1 + args.figure_tuned]
+        names = list(providers)
+        drawn = names[0], names[1 + args.figure_tuned]
         draw_examples(out / "examples.png", dataset, labels, picks, mid, drawn)
         lines += [f"`examples.png`: at k={mid}, the images of largest ASA gain, median change and largest loss "
                   "(seed mean, fine-tuned − shipped); yellow = class boundaries, red = superpixels "

@@ -275,12 +275,10 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_export_sin(args) -> int:
-    from sin.model import SINNet
     from sin.providers.registry import file_sha256
     from sin.providers.sin_variants import save_weights_delta
 
-    from .end_to_end import E2E_FORMAT
-    from .loop import load_state
+    from .end_to_end import load_end_to_end
 
     if args.out.exists() and not args.overwrite:
         raise FileExistsError(f"--out {args.out} exists (--overwrite replaces it)")
@@ -289,15 +287,13 @@ def _cmd_export_sin(args) -> int:
         best = run / "best.pt" if run.is_dir() else run
         if not best.is_file():
             raise FileNotFoundError(f"no best.pt in {run} (a --stage e2e run folder)")
-        state = load_state(best, E2E_FORMAT)
+        _, model, state = load_end_to_end(best)
         record = state["record"]
-        candidates.append((record["best_miou"], run, state))
+        candidates.append((record["best_miou"], run, model, state))
         print(f"{run}: seed {state['config'].get('seed')}, val mIoU {100 * record['best_miou']:.2f} "
               f"(epoch {record['best_epoch']})")
     # selection on val only: the test split never chooses the shipped variant
-    val_miou, run, state = max(candidates, key=lambda c: c[0])
-    model = SINNet()
-    model.load_state_dict(state["sin_state"])
+    val_miou, run, model, state = max(candidates, key=lambda c: c[0])
     meta = {"trained": "end to end through a BI head", "run": run.name, "val_miou": float(val_miou),
             "seed": state["config"].get("seed"), "epoch": state["record"]["best_epoch"], "e2e": state.get("e2e"),
             "n_segments": state.get("n_segments"), "classes": state.get("classes"),
