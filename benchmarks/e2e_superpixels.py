@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.e2e_superpixels", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tuned", type=Path, nargs="+", required=True, help="fine-tuned SIN weights (one per seed)")
-    ap.add_argument("--dataset", choices=["msrc21", "folder"], default="msrc21")
+    ap.add_argument("--dataset", choices=list(D.DATASETS), default="msrc21")
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--split", default="test")
     ap.add_argument("--n-segments", type=positive_int, nargs="+", default=[300, 600, 1000])

@@ -79,8 +79,7 @@ PAPER_VOC_TEST = {"baseline": 68.9, "crf": 72.7, "slic": 73.5, "ers": 74.0, "sin
 PROVIDER_LABEL = {"slic": "SLIC", "snic": "SNIC", "ers": "ERS", "sin": "SIN", "ssn": "SSN", "grid": "grid",
                   "fh": "FH", "seeds": "SEEDS", "lsc": "LSC"}
 
-DEFAULT_SPLITS = {"msrc21": ("train", "val", "test"), "folder": ("train", "val", "test"),
-                  "voc": ("train_aug", "reducedval", "val")}
+DEFAULT_SPLITS = D.DATASETS
 
 #: names of the rows the intervals are computed against (when present; the row keys are resolved in
 #: ``_rows``: "sin" is the table's first plain SIN provider, whatever its parameters)
@@ -502,9 +501,10 @@ def _column_title(key: str, method: str | None = None) -> str:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.semseg_table", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", choices=["msrc21", "voc", "folder"], default="msrc21")
+    ap.add_argument("--dataset", choices=list(D.DATASETS), default="msrc21")
     ap.add_argument("--data-root", type=Path, default=None,
-                    help="dataset folder (msrc21: default $SIN_DATA_ROOT/MSRC21; voc: VOC2012; folder: required)")
+                    help="dataset folder (msrc21: default $SIN_DATA_ROOT/MSRC21; camvid: $SIN_CAMVID or "
+                         "$SIN_DATA_ROOT/CamVid; voc: VOC2012; folder: required)")
     ap.add_argument("--sbd-root", type=Path, default=None, help="SBD benchmark_RELEASE (voc train_aug)")
     ap.add_argument("--splits", nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None)
     add_provider_args(ap, default=("grid", "slic", "snic", "ers", "sin"))

@@ -120,9 +120,9 @@ def evaluate_image(job: dict) -> dict:
     image_id, image, gts = ds[job["index"]]
     cache = LabelCache(job["cache_root"], recompute=job["recompute"])
     provider, size = _provider(job["provider"]), job["size"]
-    hit = cache.load(provider, image, size, image_id, group=job["group"])
+    hit = cache.load(provider, image, size)
     if hit is None:  # computed and stored (the cache checks the stored image digest: other pixels, other map)
-        labels, seconds = cache.labels(provider, image, size, image_id, group=job["group"])
+        labels, seconds = cache.labels(provider, image, size)
     else:
         labels, seconds = hit
     df = evaluate(labels, gts, image, image_id=image_id, tolerance=job["tolerance"])

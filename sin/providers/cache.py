@@ -1,10 +1,12 @@
 """The one on-disk cache of superpixel label maps, shared by every benchmark and downstream method.
 
-Layout: ``<root>/<provider.tag>/k<n_segments>/[<group>/]<image_id>.npz``, where the tag is the
-provider's name and :attr:`~sin.providers.Provider.fingerprint` (parameters, code version, weights
-sha256). Each file also stores a digest of the image it was computed from, so a map is reused
-only for the same pixels: another copy of a dataset with the same ids, an edited image, new
-weights, a changed parameter or changed provider code can never return a stale map.
+Layout: ``<root>/<provider.tag>/k<n_segments>/<image digest>.npz``, where the tag is the
+provider's name and :attr:`~sin.providers.Provider.fingerprint` (parameters, version, weights
+sha256) and the image digest covers the pixels (:func:`image_digest`). A map is therefore stored
+once whoever asks for it (a benchmark, BI, the CLI) and reused only for the same pixels: another
+copy of a dataset, an edited image, new weights, a changed parameter or a new provider version
+can never return a stale map. Each file also records the digest it was made from, checked on
+load.
 
 >>> from sin.providers import LabelCache, get_provider
 >>> cache = LabelCache()                      # $SIN_CACHE_DIR or <repo>/cache (see sin.paths)
@@ -13,14 +15,13 @@ weights, a changed parameter or changed provider code can never return a stale m
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..fingerprint import array_digest
 from ..io import atomic_write
 from ..paths import cache_root
 from .registry import Provider, get_provider
@@ -30,19 +31,7 @@ __all__ = ["LabelCache", "image_digest"]
 
 def image_digest(image: np.ndarray) -> str:
     """Digest of an image's pixels, shape and dtype (what a cached map must have been made from)."""
-    a = np.ascontiguousarray(image)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{a.shape}{a.dtype.str}".encode())
-    h.update(a.data)
-    return h.hexdigest()
-
-
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def _safe(part: str) -> str:
-    part = _SAFE.sub("_", str(part)).strip("._") or "_"
-    return part[:120]
+    return array_digest(image, 32)
 
 
 class LabelCache:
@@ -60,19 +49,16 @@ class LabelCache:
         self.root = Path(root) if root is not None else cache_root() / "labels"
         self.recompute = recompute
 
-    def path(self, provider: Provider, n_segments: int, image_id: str, group: str | None = None) -> Path:
-        """Where the map of ``image_id`` lives."""
-        parts = [self.root, provider.tag, f"k{int(n_segments)}"]
-        if group:
-            parts.append(_safe(group))
-        return Path(*parts) / f"{_safe(image_id)}.npz"
+    def path(self, provider: Provider, n_segments: int, image) -> Path:
+        """Where the map of ``image`` (an array, or its :func:`image_digest`) lives."""
+        d = image if isinstance(image, str) else image_digest(image)
+        return self.root / provider.tag / f"k{int(n_segments)}" / f"{d}.npz"
 
-    def load(self, provider: Provider, image: np.ndarray, n_segments: int, image_id: str,
-             group: str | None = None) -> tuple[np.ndarray, float] | None:
+    def load(self, provider: Provider, image: np.ndarray, n_segments: int) -> tuple[np.ndarray, float] | None:
         """``(labels, seconds)`` if a map of these very pixels is stored, else ``None``."""
         if self.recompute:
             return None
-        path = self.path(provider, n_segments, image_id, group)
+        path = self.path(provider, n_segments, image)
         if not path.is_file():
             return None
         try:
@@ -84,10 +70,10 @@ class LabelCache:
             return None
         return labels, seconds
 
-    def save(self, provider: Provider, image: np.ndarray, n_segments: int, image_id: str,
-             labels: np.ndarray, seconds: float, group: str | None = None) -> Path:
+    def save(self, provider: Provider, image: np.ndarray, n_segments: int, labels: np.ndarray,
+             seconds: float) -> Path:
         """Store a map atomically (uint16 when it fits: maps compress to a few kB)."""
-        path = self.path(provider, n_segments, image_id, group)
+        path = self.path(provider, n_segments, image)
         small = labels.astype(np.uint16) if labels.max(initial=0) < 65536 else labels.astype(np.int32)
 
         def _write(tmp):
@@ -103,12 +89,11 @@ class LabelCache:
         """The provider's labels for ``image`` (cached, or computed and stored) and the seconds
         the provider took when they were computed.
 
-        ``provider`` is anything :func:`~sin.providers.get_provider` accepts. Without an
-        ``image_id`` the image digest names the file.
+        ``provider`` is anything :func:`~sin.providers.get_provider` accepts. ``image_id`` and
+        ``group`` are accepted for compatibility and ignored: the image's pixels name the file.
         """
         provider = get_provider(provider)
-        image_id = image_digest(image) if image_id is None else image_id
-        hit = self.load(provider, image, n_segments, image_id, group)
+        hit = self.load(provider, image, n_segments)
         if hit is not None:
             return hit
         with warnings.catch_warnings():
@@ -118,7 +103,7 @@ class LabelCache:
             t0 = time.perf_counter()
             labels = provider(image, n_segments)
             seconds = time.perf_counter() - t0
-        self.save(provider, image, n_segments, image_id, labels, seconds, group)
+        self.save(provider, image, n_segments, labels, seconds)
         return labels, seconds
 
     def __repr__(self) -> str:

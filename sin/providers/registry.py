@@ -26,11 +26,9 @@ same things, through :func:`get_provider`:
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib
 import inspect
 import json
-import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ from typing import Callable
 import numpy as np
 
 from ..connectivity import check_superpixels, relabel_sequential
+from ..fingerprint import digest, file_sha256, source_digest
 from ..image import as_float_rgb, check_n_segments
 
 __all__ = ["Provider", "ProviderSpec", "SuperpixelCountWarning", "WeightsInfo", "available_providers", "file_sha256",
@@ -65,47 +64,18 @@ _UNSET = object()
 
 
 # ---------------------------------------------------------------------------------- hashing
-_SHA_MEMO: dict = {}
-_SHA_LOCK = threading.Lock()
+def _code_identity(spec) -> str | None:
+    """What stands for the provider's code in its fingerprint.
 
-
-def file_sha256(path) -> str:
-    """Hex sha256 of a file's content (memoised on path, size and modification time)."""
-    path = Path(path).resolve()
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    with _SHA_LOCK:
-        if key in _SHA_MEMO:
-            return _SHA_MEMO[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    with _SHA_LOCK:
-        _SHA_MEMO[key] = h.hexdigest()
-    return _SHA_MEMO[key]
-
-
-def _source_digest(modules: tuple[str, ...], fn: Callable) -> str:
-    """sha256 of the source files the provider's output depends on (its code version)."""
-    h = hashlib.sha256()
-    files = []
-    for mod in modules:
-        try:
-            files.append(inspect.getsourcefile(importlib.import_module(mod)))
-        except (ImportError, TypeError):
-            files.append(None)
-    if not modules:
-        try:
-            files.append(inspect.getsourcefile(fn))
-        except TypeError:  # a builtin or C function: its qualified name stands for its code
-            files.append(None)
-    for f in files:
-        if f and Path(f).is_file():
-            h.update(file_sha256(f).encode())
-        else:
-            h.update(f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}".encode())
-    return h.hexdigest()
+    Built-in providers carry an explicit ``version`` (bumped when their output changes; guarded by
+    golden-output tests), so editing a comment or docstring re-computes nothing. A provider from
+    outside this package is keyed by its source files (its declared ``code`` modules, else the
+    module defining it) on top of its version.
+    """
+    if spec.builtin:
+        return None
+    modules = spec.code or ((getattr(spec.fn, "__module__", None) or "",))
+    return source_digest(modules) + ":" + f"{getattr(spec.fn, '__module__', '')}.{getattr(spec.fn, '__qualname__', repr(spec.fn))}"
 
 
 # ---------------------------------------------------------------------------------- registry entries
@@ -194,7 +164,7 @@ class Provider:
     :attr:`fingerprint` a hex digest that changes whenever the output could change.
     """
 
-    __slots__ = ("spec", "params", "_fingerprint")
+    __slots__ = ("spec", "params")
 
     def __init__(self, spec: ProviderSpec, params: dict | None = None):
         params = dict(params or {})
@@ -205,7 +175,6 @@ class Provider:
                              f"(its parameters: {allowed})")
         self.spec = spec
         self.params = {**spec.defaults, **params}
-        self._fingerprint = None
 
     # ----------------------------------------------------------------- identity
     @property
@@ -255,16 +224,19 @@ class Provider:
 
     @property
     def fingerprint(self) -> str:
-        """Hex digest (16 chars) of name, parameters, code version and weights content."""
-        if self._fingerprint is None:
-            w = self.spec.weights
-            params = self.spec.resolve_params(self.params) if self.spec.resolve_params else self.params
-            params = {k: v for k, v in params.items() if w is None or k != w.param}
-            blob = json.dumps({"name": self.name, "params": params, "version": self.spec.version,
-                               "code": _source_digest(self.spec.code, self.spec.fn),
-                               "weights": self.weights_sha256()}, sort_keys=True, default=repr)
-            self._fingerprint = hashlib.sha256(blob.encode()).hexdigest()[:16]
-        return self._fingerprint
+        """Hex digest (16 chars) of name, parameters, version and weights content.
+
+        Computed on every access (the weights digest is memoised on the file's identity, see
+        :func:`sin.fingerprint.file_sha256`), so new bytes in the weights file give a new key.
+        """
+        w = self.spec.weights
+        params = self.spec.resolve_params(self.params) if self.spec.resolve_params else self.params
+        params = {k: v for k, v in params.items() if w is None or k != w.param}
+        key = {"name": self.name, "params": params, "version": self.spec.version, "weights": self.weights_sha256()}
+        code = _code_identity(self.spec)
+        if code is not None:
+            key["code"] = code
+        return digest(json.dumps(key, sort_keys=True, default=repr), 16)
 
     @property
     def tag(self) -> str:
@@ -440,11 +412,14 @@ def register_provider(name: str, fn: Callable | None = None, *, connected: bool,
     description : str, optional
         One line for ``python -m sin providers``.
     version : str, optional
-        Bump when the output changes for a reason outside the provider's own source file.
+        The provider's output version (enters the fingerprint, so cached maps are keyed by it).
+        Bump it whenever the output for some input changes; the built-in providers' golden-output
+        tests fail when it is not bumped. Editing comments or docstrings needs no bump.
     weights : WeightsInfo, optional
         Provenance of the provider's weights file (its sha256 enters the fingerprint).
     code : tuple of str, optional
-        Modules whose source the output depends on (default: the module defining ``fn``).
+        For providers from outside this package: modules whose source the output depends on
+        (default: the module defining ``fn``); their source digest enters the fingerprint.
     resolve_params : callable, optional
         ``resolve_params(params) -> params`` as the fingerprint must see them, for parameters
         whose meaning depends on the machine (e.g. SIN's ``precision="auto"``).
