@@ -1,0 +1,41 @@
+"""The cache keys are pinned: they name label maps, feature caches and trained runs on users' disks.
+
+A change to any of these values re-computes (and for BI, re-trains) everything a user has
+cached. They may change only on purpose: a provider's or stage's ``version`` bumped because its
+output changed (update the value here in the same commit and say why), never as a side effect
+of moving code, editing a docstring or changing a hash function.
+"""
+
+import numpy as np
+import pytest
+
+from downstream.bilateral_inception.caches import config_fingerprint, feature_cache_key
+from downstream.bilateral_inception.pipeline import BIPipeline
+from sin.providers import LabelCache, get_provider
+
+PINNED_PROVIDERS = {
+    "slic": "4e90fcb7eb986ed9",
+    "snic": "61ee87267c906203",
+    "grid": "a115f7e88cab1b11",
+    "ers": "be57d4bd4436ec35",
+    "fh": "ec8b5c61744fc0ce",
+    "sin:precision=fp32": "1a3fbf788159f8e2",
+}
+
+
+@pytest.mark.parametrize("spec", sorted(PINNED_PROVIDERS))
+def test_builtin_provider_fingerprints_are_pinned(spec):
+    assert get_provider(spec).fingerprint == PINNED_PROVIDERS[spec]
+
+
+def test_label_cache_layout_is_pinned():
+    img = (np.arange(12 * 16 * 3).reshape(12, 16, 3) % 251).astype(np.uint8)
+    path = LabelCache("/r").path(get_provider("slic"), 600, img)
+    assert path.as_posix() == "/r/slic-4e90fcb7eb98/k600/8f899b6ad4ad1ff9e3a5e37ef3a70a82.npz"
+
+
+def test_bi_keys_are_pinned():
+    assert config_fingerprint({"a": [1, 2], "b": "x"}) == "816e08fabbd4"
+    assert BIPipeline("/c").run_dir("/runs", "bi_slic", "abc", {"epochs": 8}, stage="bi").name == "bi_slic_9b0030428900"
+    assert feature_cache_key("features", "deeplabv3_mobilenetv2", "0123", 361) == \
+        "features_deeplabv3_mobilenetv2_4abf92eabbe6"
