@@ -12,6 +12,7 @@ import downstream.bilateral_inception as T
 from conftest import write_folder_segmentation
 from benchmarks import semseg_table
 from downstream.bilateral_inception.__main__ import main as cli_main
+from downstream.bilateral_inception.crf import crf_available
 from downstream.bilateral_inception.datasets import FolderSegmentation
 from downstream.bilateral_inception.pipeline import BIPipeline
 from downstream.bilateral_inception.trunks import (
@@ -65,8 +66,12 @@ def test_semseg_table_end_to_end(toy_dataset, tmp_path):
     for suffix in (".md", ".csv", "_per_class.csv", ".json", "_examples.png"):
         assert (out / f"table1_toy{suffix}").is_file()
     rows = {r["key"]: r for r in _read_csv(out / "table1_toy.csv")}
-    assert list(rows) == ["baseline", "trained_baseline", "crf", "slic", "grid"]  # the unknown one is skipped
-    for key in ("baseline", "trained_baseline", "slic", "grid"):
+    # the unknown provider is skipped; +CRF runs where pydensecrf2 is installed
+    assert list(rows) == ["baseline", "trained_baseline", "crf", "spavg:slic", "spavg:grid", "bi:slic", "bi:grid"]
+    keys = ["baseline", "trained_baseline", "spavg:slic", "spavg:grid", "bi:slic", "bi:grid"]
+    if crf_available():
+        keys.append("crf")
+    for key in keys:
         r = rows[key]
         assert 0.0 <= float(r["test_miou_mean"]) <= 100.0 and r["n_seeds"] == "2"
         per_seed = json.loads(r["test_miou_per_seed"])
@@ -74,14 +79,15 @@ def test_semseg_table_end_to_end(toy_dataset, tmp_path):
         assert float(r["test_miou_mean"]) == pytest.approx(np.mean(per_seed), abs=0.01)
         assert float(r["test_miou_std"]) == pytest.approx(np.std(per_seed, ddof=1), abs=0.01)
     # the paired interval against the baseline contains the point estimate, which is the mean gain
-    slic = rows["slic"]
+    slic = rows["bi:slic"]
     d, lo, hi = (float(slic[f"{c}_vs_baseline"]) for c in ("diff", "ci_low", "ci_high"))
     assert lo - 0.01 <= d <= hi + 0.01
     assert d == pytest.approx(float(slic["test_miou_mean"]) - float(rows["baseline"]["test_miou_mean"]), abs=0.02)
-    assert rows["baseline"]["diff_vs_baseline"] == "" and rows["slic"]["diff_vs_trained"] != ""
-    assert "control" in rows["grid"]["note"] and "control" in rows["trained_baseline"]["note"]
+    assert rows["baseline"]["diff_vs_baseline"] == "" and rows["bi:slic"]["diff_vs_trained"] != ""
+    assert "control" in rows["bi:grid"]["note"] and "control" in rows["trained_baseline"]["note"]
     # the paper's VOC numbers sit in their own column only, at the rows the paper has
-    assert rows["slic"]["paper_voc2012_test"] == "73.50" and rows["grid"]["paper_voc2012_test"] == ""
+    assert rows["bi:slic"]["paper_voc2012_test"] == "73.50" and rows["bi:grid"]["paper_voc2012_test"] == ""
+    assert rows["spavg:slic"]["paper_voc2012_test"] == "" and rows["crf"]["paper_voc2012_test"] == "72.70"
     md = (out / "table1_toy.md").read_text()
     assert "paper, VOC 2012 test" in md and "+ BI(SLIC)" in md and "mean ± std over 2 seeds" in md
     per_class = _read_csv(out / "table1_toy_per_class.csv")
@@ -89,11 +95,20 @@ def test_semseg_table_end_to_end(toy_dataset, tmp_path):
     # a second run reuses every cache and trained run and reproduces the numbers
     first = (out / "table1_toy.csv").read_text()
     runs = sorted(p.name for p in (tmp_path / "runs" / "toy").iterdir())
+    evals = sorted(p.name for p in (tmp_path / "runs" / "toy" / "eval").iterdir())
     assert semseg_table.main(argv) == 0
     assert (out / "table1_toy.csv").read_text() == first
     assert sorted(p.name for p in (tmp_path / "runs" / "toy").iterdir()) == runs
-    # 2 trunks, 2 classifier controls, 2 x 2 BI heads: one run folder each
-    assert len(runs) == 8
+    assert sorted(p.name for p in (tmp_path / "runs" / "toy" / "eval").iterdir()) == evals
+    # 2 trunks, 2 classifier controls, 2 x 2 BI heads: one run folder each (+ the CRF selection, evaluations)
+    trained = [r for r in runs if r.split("_")[0] in ("trunk", "classifier", "bi")]
+    assert len(trained) == 8
+    # the report re-derives from the committed files alone, identical
+    again = tmp_path / "again"
+    assert semseg_table.main(["--from-results", str(out), "--out", str(again)]) == 0
+    for suffix in (".md", ".csv", "_bands.csv", "_per_class.csv"):
+        assert (again / f"table1_toy{suffix}").read_text() == (out / f"table1_toy{suffix}").read_text()
+    assert semseg_table.main(["--from-results", str(tmp_path / "nothing"), "--out", str(again)]) == 2
 
 
 def test_semseg_table_end_to_end_sin_row(toy_dataset, tmp_path):
@@ -107,7 +122,7 @@ def test_semseg_table_end_to_end_sin_row(toy_dataset, tmp_path):
             "--no-trained-baseline", "--no-progress"]
     assert semseg_table.main(argv) == 0
     rows = {r["key"]: r for r in _read_csv(out / "table1_toy.csv")}
-    sin_key = [k for k in rows if k.startswith("sin-")]
+    sin_key = [k for k in rows if k.startswith("bi:sin-")]
     assert list(rows)[-1] == "sin_e2e" and len(sin_key) == 1
     e2e = rows["sin_e2e"]
     assert e2e["method"] == "+ BI(SIN, trained end to end)" and e2e["diff_vs_sin"] != ""

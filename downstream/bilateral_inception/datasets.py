@@ -49,6 +49,7 @@ __all__ = [
     "CamVidSegmentation",
     "camvid",
     "DATASETS",
+    "TRUNK_SHORT_SIDE",
     "open_dataset",
     "read_id_list",
     "read_label_png",
@@ -453,6 +454,12 @@ def camvid(split: str = "train", root=None) -> CamVidSegmentation:
 #: (train, val = selection, test = report)
 DATASETS = {"msrc21": ("train", "val", "test"), "camvid": ("train", "val", "test"),
             "voc": ("train_aug", "reducedval", "val"), "folder": ("train", "val", "test")}
+
+
+#: trunk input shorter side per dataset (the trunk sees the image at about its native size):
+#: CamVid's 360-pixel side becomes 361 (sides 8k+1), MSRC-21's ~213 and VOC's ~375 use 257
+#: (the released DeepLab input)
+TRUNK_SHORT_SIDE = {"camvid": 361}
 
 
 def open_dataset(name: str, split: str, *, data_root=None, sbd_root=None, limit: int | None = None

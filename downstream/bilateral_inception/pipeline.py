@@ -24,6 +24,7 @@ a function ``f(image, n_segments, **params) -> labels`` or a :class:`sin.Provide
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from sin.checkpoint import load_model, load_torch_file
+from sin.io import atomic_write
 from sin.paths import cache_root
 from sin.providers import LabelCache, Provider, get_provider
 
@@ -47,7 +49,8 @@ from .caches import (
 )
 from .datasets import SegmentationDataset
 from .end_to_end import E2E_FORMAT, EndToEndConfig, load_end_to_end, train_end_to_end
-from .evaluation import evaluate_baseline, evaluate_bi
+from .crf import CRFParams
+from .evaluation import crf_grid_search, evaluate_baseline, evaluate_bi, evaluate_crf, evaluate_superpixel_average
 from .loop import progress_bar
 from .metrics import ConfusionMatrix
 from .trunk_training import TrunkTrainConfig, load_trunk_checkpoint, train_classifier, train_trunk
@@ -58,7 +61,9 @@ __all__ = ["TRAIN_VERSIONS", "TrunkHandle", "BIPipeline", "ProviderMismatch", "p
 #: Output versions of the trained stages (they enter the run folders' names, as timm and torchvision
 #: version weights): bump one when the same configuration and data would train something else
 #: (a changed loss, loop, initialisation, feature, pooling, ...). A comment or docstring needs none.
-TRAIN_VERSIONS = {"trunk": "1", "classifier": "1", "bi": "1", "e2e": "1"}
+TRAIN_VERSIONS = {"trunk": "1", "classifier": "1", "bi": "1", "e2e": "1",
+                  # evaluations (per-image confusion matrices) and the CRF selection are cached too
+                  "eval": "1", "crf_select": "1"}
 
 
 class ProviderMismatch(ValueError):
@@ -336,22 +341,109 @@ class BIPipeline:
 
     def evaluate_bi(self, head, handle: TrunkHandle, provider, n_segments: int, dataset: SegmentationDataset, *,
                     finetune: str = "none", inputs_from: TrunkHandle | None = None, png_dir=None,
-                    predictions: dict | None = None, per_image: dict | None = None) -> ConfusionMatrix:
+                    predictions: dict | None = None, per_image: dict | None = None,
+                    band_widths=None) -> ConfusionMatrix:
         """Confusion matrix of a BI head on ``dataset``. ``inputs_from``: the trunk whose cached
         features / backbone outputs BI reads (default ``handle``; the backbone is never trained)."""
         sps = self.superpixels(provider, [dataset], n_segments)
         inputs = self.bi_inputs(inputs_from or handle, [dataset], finetune)
         return evaluate_bi(head, dataset, sps, feature_cache=inputs, trunk=handle.trunk, finetune=finetune,
                            short_side=self.short_side, device=self.device, progress=self.progress, png_dir=png_dir,
-                           predictions=predictions, per_image=per_image)
+                           predictions=predictions, per_image=per_image, band_widths=band_widths)
 
     def evaluate_baseline(self, handle: TrunkHandle, dataset: SegmentationDataset, *, features=None, png_dir=None,
-                          predictions: dict | None = None, per_image: dict | None = None) -> ConfusionMatrix:
+                          predictions: dict | None = None, per_image: dict | None = None,
+                          band_widths=None) -> ConfusionMatrix:
         """The trunk alone (bilinear upsampling) on ``dataset``, from cached features."""
         features = features if features is not None else self.features(handle, [dataset])
         return evaluate_baseline(handle.trunk, dataset, short_side=self.short_side, feature_cache=features,
                                  device=self.device, progress=self.progress, png_dir=png_dir,
-                                 predictions=predictions, per_image=per_image)
+                                 predictions=predictions, per_image=per_image, band_widths=band_widths)
+
+    # ------------------------------------------------------------------ untrained refinements: CRF, superpixel average
+    def select_crf(self, handle: TrunkHandle, val_set: SegmentationDataset, grid, *, runs_dir,
+                   features=None) -> tuple[CRFParams, list[dict]]:
+        """The grid point with the best val mIoU (ties: the first), and every point's score.
+
+        Cached in ``runs_dir`` (key: trunk weights, grid, val images, input size, version)."""
+        grid = list(grid)
+        path = self.run_dir(runs_dir, "crf_select", handle.fingerprint, [g.as_dict() for g in grid], self.short_side,
+                            dataset_fingerprint(val_set), stage="crf_select").with_suffix(".json")
+        scores = None
+        if path.is_file():
+            try:
+                scores = json.loads(path.read_text())["scores"]
+                if [CRFParams(**s["params"]) for s in scores] != grid:
+                    scores = None
+            except (ValueError, KeyError, TypeError):
+                scores = None  # damaged: recompute
+        if scores is None:
+            features = features if features is not None else self.features(handle, [val_set])
+            cms = crf_grid_search(handle.trunk, val_set, grid, short_side=self.short_side, feature_cache=features,
+                                  device=self.device, progress=self.progress)
+            scores = [{"params": g.as_dict(), "val_miou": cm.mean_iou()} for g, cm in zip(grid, cms)]
+            atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps({"scores": scores}, indent=1)))
+        finite = [i for i, s in enumerate(scores) if np.isfinite(s["val_miou"])]
+        if not finite:
+            raise ValueError("every CRF grid point scored NaN on val")
+        best = max(finite, key=lambda i: (scores[i]["val_miou"], -i))
+        return grid[best], scores
+
+    def evaluate_crf(self, handle: TrunkHandle, dataset: SegmentationDataset, params: CRFParams, *, features=None,
+                     superpixels: dict | None = None, predictions: dict | None = None,
+                     per_image: dict | None = None, band_widths=None) -> ConfusionMatrix:
+        """The trunk's probabilities refined by the dense CRF (optionally averaged in ``superpixels`` first)."""
+        features = features if features is not None else self.features(handle, [dataset])
+        return evaluate_crf(handle.trunk, dataset, params, superpixels=superpixels, short_side=self.short_side,
+                            feature_cache=features, device=self.device, progress=self.progress,
+                            predictions=predictions, per_image=per_image, band_widths=band_widths)
+
+    def evaluate_superpixel_average(self, handle: TrunkHandle, provider, n_segments: int,
+                                    dataset: SegmentationDataset, *, features=None, predictions: dict | None = None,
+                                    per_image: dict | None = None, band_widths=None) -> ConfusionMatrix:
+        """No training: the trunk's probabilities averaged inside each superpixel of ``provider``."""
+        features = features if features is not None else self.features(handle, [dataset])
+        sps = self.superpixels(provider, [dataset], n_segments)
+        return evaluate_superpixel_average(handle.trunk, dataset, sps, short_side=self.short_side,
+                                           feature_cache=features, device=self.device, progress=self.progress,
+                                           predictions=predictions, per_image=per_image, band_widths=band_widths)
+
+    # ------------------------------------------------------------------ cached evaluations
+    def cached_evaluation(self, runs_dir, kind: str, parts: list, dataset: SegmentationDataset, compute, *,
+                          keep_predictions=()) -> dict:
+        """``compute(per_image, predictions) -> ConfusionMatrix`` once per key, then from the cache.
+
+        Returns ``{"miou": float, "per_image": (N, ...) int64 stack in dataset order, "predictions":
+        {id: prediction} for the ids in keep_predictions}``. The file (``runs_dir/<kind>_<digest>.npz``)
+        is keyed by ``parts`` (what was evaluated: trunk / head / provider fingerprints, parameters)
+        and the dataset's images; a file whose ids or shapes do not match is recomputed.
+        """
+        path = self.run_dir(runs_dir, kind, *parts, self.short_side, dataset_fingerprint(dataset),
+                            stage="eval").with_suffix(".npz")
+        ids = list(dataset.ids)
+        keep = [i for i in keep_predictions if i in set(ids)]
+        if path.is_file():
+            try:
+                with np.load(path) as z:
+                    stack, miou = z["per_image"], float(z["miou"])
+                    stored_ids = [str(i) for i in z["ids"]]
+                    preds = {i: z[f"pred_{k}"] for k, i in enumerate(keep)}
+                if stored_ids == ids and stack.shape[0] == len(ids) and stack.dtype.kind == "i":
+                    return {"miou": miou, "per_image": stack, "predictions": preds}
+            except (OSError, ValueError, KeyError):
+                pass  # damaged or from another layout: recompute
+        per_image, predictions = {}, {}
+        cm = compute(per_image, predictions)
+        stack = per_image_stack(per_image, ids)
+        preds = {i: predictions[i] for i in keep if i in predictions}
+
+        def _write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, per_image=stack, miou=np.float64(cm.mean_iou()), ids=np.array(ids),
+                                    **{f"pred_{k}": preds[i] for k, i in enumerate(keep) if i in preds})
+
+        atomic_write(path, _write)
+        return {"miou": cm.mean_iou(), "per_image": stack, "predictions": preds}
 
 
 def per_image_stack(per_image: dict, ids: Sequence[str]) -> np.ndarray:
