@@ -215,6 +215,26 @@ def test_cli_train_and_eval(toy_dataset, tmp_path):
     assert cli_main(["export-sin", str(e2e_dir), "--out", str(delta), "--overwrite"]) == 0
     assert load_weights_delta(delta)["meta"]["run"] == "e2e"
     assert cli_main(["export-sin", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.pt")]) == 2
+    # never over one of its inputs, --overwrite or not (a run's own checkpoint, through a symlink too)
+    before = (e2e_dir / "best.pt").read_bytes()
+    for out in (e2e_dir / "best.pt", e2e_dir / "sin_best.pt"):
+        assert cli_main(["export-sin", str(e2e_dir), "--out", str(out), "--overwrite"]) == 2
+    (tmp_path / "link.pt").symlink_to(e2e_dir / "best.pt")
+    assert cli_main(["export-sin", str(e2e_dir), "--out", str(tmp_path / "link.pt"), "--overwrite"]) == 2
+    assert (e2e_dir / "best.pt").read_bytes() == before
+    # a run whose val mIoU is NaN is never picked; malformed run files give one line
+    state["record"]["best_miou"] = float("nan")
+    torch.save(state, tmp_path / "e2e_b" / "best.pt")
+    assert cli_main(["export-sin", str(tmp_path / "e2e_b"), "--out", str(tmp_path / "nan.pt")]) == 2
+    assert not (tmp_path / "nan.pt").exists()
+    assert cli_main(["export-sin", str(e2e_dir), str(tmp_path / "e2e_b"), "--out", str(tmp_path / "y.pt")]) == 0
+    assert load_weights_delta(tmp_path / "y.pt")["meta"]["run"] == "e2e"
+    del state["record"]
+    torch.save(state, tmp_path / "e2e_b" / "best.pt")
+    assert cli_main(["export-sin", str(tmp_path / "e2e_b"), "--out", str(tmp_path / "z.pt")]) == 2
+    # --stage e2e trains SIN itself: a --provider there is an error, not silently ignored
+    assert cli_main(["train", "--stage", "e2e", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--provider",
+                     "slic", "--out", str(tmp_path / "e2e_c"), *common]) == 2
 
 
 def test_train_bi_resumes(toy_dataset, tmp_path):

@@ -41,6 +41,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from sin.argtypes import non_negative_int, positive_float, positive_int
 
 __all__ = ["build_parser", "main"]
@@ -68,7 +70,8 @@ def _common(p):
                    help="dataset folder (msrc21: default $SIN_DATA_ROOT/MSRC21; camvid: $SIN_CAMVID or "
                         "$SIN_DATA_ROOT/CamVid; voc: VOC2012/VOCdevkit; folder)")
     p.add_argument("--sbd-root", type=Path, default=None, help="SBD benchmark_RELEASE, for --train-split train_aug")
-    p.add_argument("--short-side", type=short_side, default=257, help="trunk input shorter side (0: native size)")
+    p.add_argument("--short-side", type=short_side, default=None,
+                   help="trunk input shorter side (0: native size; default: the dataset's, 361 for CamVid, else 257)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="feature caches (default $SIN_CACHE_DIR/bi); superpixels: the toolkit's label cache")
     p.add_argument("--device", default="cpu")
@@ -110,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trunk stage: train head + classifier on cached backbone outputs, or everything")
     # bi stage
     t.add_argument("--trunk-checkpoint", type=Path, help="bi stage: best.pt of the trunk stage")
-    t.add_argument("--provider", default="slic", metavar="NAME[:k=v,...]", help=PROVIDER_HELP)
+    t.add_argument("--provider", default=None, metavar="NAME[:k=v,...]",
+                   help=PROVIDER_HELP + " (bi stage; default slic; the e2e stage always trains SIN: see --sin-weights)")
     t.add_argument("--n-segments", type=positive_int, default=600)
     t.add_argument("--init", choices=["trunk", "spec"], default="trunk",
                    help="bi stage: start from the trunk's classifier, or the released model's initialisation")
@@ -181,6 +185,11 @@ def _validate(args) -> None:
         raise FileNotFoundError(f"--trunk-weights not found: {weights}")
     if getattr(args, "provider", None) is not None:
         args.provider = get_provider(args.provider)  # unknown names / parameters fail here, before any work
+    if args.command == "train" and args.stage == "e2e" and args.provider is not None:
+        raise ValueError("--stage e2e trains SIN itself, --provider has no effect there (start from other SIN "
+                         "weights with --sin-weights)")
+    if args.command == "train" and args.stage == "bi" and args.provider is None:
+        args.provider = get_provider("slic")
     if args.command == "train" and args.stage in ("bi", "e2e") and args.trunk_checkpoint is None:
         raise ValueError(f"--stage {args.stage} needs --trunk-checkpoint (best.pt of --stage trunk)")
     if args.command == "train" and args.stage == "e2e":
@@ -201,9 +210,11 @@ def _e2e_config(args):
 
 
 def _pipeline(args):
+    from .datasets import TRUNK_SHORT_SIDE
     from .pipeline import BIPipeline
 
-    return BIPipeline(args.cache_dir, short_side=args.short_side, device=args.device, progress=args.progress)
+    short = args.short_side if args.short_side is not None else TRUNK_SHORT_SIDE.get(args.dataset, 257)
+    return BIPipeline(args.cache_dir, short_side=short, device=args.device, progress=args.progress)
 
 
 def _cmd_train(args) -> int:
@@ -283,27 +294,47 @@ def _cmd_export_sin(args) -> int:
 
     from .end_to_end import load_end_to_end
 
-    if args.out.exists() and not args.overwrite:
-        raise FileExistsError(f"--out {args.out} exists (--overwrite replaces it)")
+    from sin.providers import get_provider
+
+    base = Path(args.base) if args.base is not None else get_provider("sin").weights_file
+    out = Path(args.out)
+    # never write over an input, --overwrite or not: a run's files (every file in a run folder: best.pt,
+    # last.pt, sin_best.pt, record.json) and the base weights
+    inputs = [base] + [f for run in args.runs for f in ([*Path(run).iterdir()] if Path(run).is_dir() else [run])]
+    for f in inputs:
+        f = Path(f)
+        if out.resolve() == f.resolve() or (out.exists() and f.exists() and out.samefile(f)):  # links too
+            raise ValueError(f"--out {out} is one of the inputs ({f}): export-sin never writes over its inputs, "
+                             "--overwrite or not")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"--out {out} exists (--overwrite replaces it)")
     candidates = []
     for run in args.runs:
         best = run / "best.pt" if run.is_dir() else run
         if not best.is_file():
             raise FileNotFoundError(f"no best.pt in {run} (a --stage e2e run folder)")
-        _, model, state = load_end_to_end(best)
-        record = state["record"]
-        candidates.append((record["best_miou"], run, model, state))
-        print(f"{run}: seed {state['config'].get('seed')}, val mIoU {100 * record['best_miou']:.2f} "
-              f"(epoch {record['best_epoch']})")
+        try:
+            _, model, state = load_end_to_end(best)
+            record = state["record"]
+            val, epoch, seed = float(record["best_miou"]), record["best_epoch"], state["config"].get("seed")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{best} is not a complete --stage e2e checkpoint (missing {exc})") from None
+        if not np.isfinite(val):
+            print(f"{run}: val mIoU is {val}: not a candidate", file=sys.stderr)
+            continue
+        candidates.append((val, run, model, state))
+        print(f"{run}: seed {seed}, val mIoU {100 * val:.2f} (epoch {epoch})")
+    if not candidates:
+        raise ValueError("no run has a finite val mIoU: nothing to export")
     # selection on val only: the test split never chooses the shipped variant
     val_miou, run, model, state = max(candidates, key=lambda c: c[0])
     meta = {"trained": "end to end through a BI head", "run": run.name, "val_miou": float(val_miou),
             "seed": state["config"].get("seed"), "epoch": state["record"]["best_epoch"], "e2e": state.get("e2e"),
             "n_segments": state.get("n_segments"), "classes": state.get("classes"),
             "candidates": {c[1].name: float(c[0]) for c in candidates}}
-    save_weights_delta(model, args.out, base=args.base, meta=meta)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) from {run} (val mIoU {100 * val_miou:.2f}), "
-          f"sha256 {file_sha256(args.out)}")
+    save_weights_delta(model, out, base=args.base, meta=meta)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {run} (val mIoU {100 * val_miou:.2f}), "
+          f"sha256 {file_sha256(out)}")
     return 0
 
 
