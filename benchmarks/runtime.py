@@ -64,7 +64,7 @@ from benchmarks._common import (  # noqa: E402
     write_figure,
     write_text,
 )
-from sin.argtypes import Parser, positive_float, run_cli  # noqa: E402
+from sin.argtypes import Parser, cli_main, positive_float  # noqa: E402
 
 IMAGE_SIZES = ("481x321", "1024x768", "2048x1536", "4000x3000")
 #: Pixels per superpixel of the proportional mode: 600 superpixels at 481 x 321.
@@ -254,13 +254,7 @@ def build_parser() -> Parser:
 
 def main(argv=None) -> int:
     """Command line; returns the exit code (0 done, 2 usage error or expected failure, one line)."""
-    args = build_parser().parse_args(argv)
-
-    def go() -> int:
-        run(args)
-        return 0
-
-    return run_cli(go)
+    return cli_main(build_parser, run, argv)
 
 
 def run(args) -> pd.DataFrame | None:

@@ -101,13 +101,7 @@ def build_parser() -> A.Parser:
 
 def main(argv=None) -> int:
     """Command line; returns the exit code (0 done, 2 usage error or expected failure, one line)."""
-    args = build_parser().parse_args(argv)
-
-    def go() -> int:
-        run(args)
-        return 0
-
-    return A.run_cli(go)
+    return A.cli_main(build_parser, run, argv)
 
 
 def run(args):

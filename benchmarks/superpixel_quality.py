@@ -313,6 +313,7 @@ def run(config: Config, argv=None) -> tuple[pd.DataFrame, int]:
                     interim = with_weights_columns(summarize(pairs, config.aggregate), record["providers"])
                     write_csv(interim.assign(aggregate=config.aggregate), out / "quality.csv", float_format="%.6g")
                     write_csv(pairs, out / "pairs.csv.gz", float_format="%.6g")
+                    R.write_sidecar(out / "quality.md", record)  # so that --from-pairs works on an interrupted run
     finally:
         if pool is not None:
             pool.shutdown()

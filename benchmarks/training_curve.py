@@ -70,8 +70,7 @@ def build_parser() -> A.Parser:
 
 def main(argv=None) -> int:
     """Command line; returns the exit code (0 done, 2 usage error or a missing / malformed log, one line)."""
-    args = build_parser().parse_args(argv)
-    return A.run_cli(lambda: run(args))
+    return A.cli_main(build_parser, run, argv)
 
 
 def run(args) -> int:

@@ -259,8 +259,7 @@ def run(args) -> int:
 
 def main(argv=None) -> int:
     """Command line; returns the exit code (0 done, 1 ``--check`` found the README out of date, 2 error)."""
-    args = build_parser().parse_args(argv)
-    return A.run_cli(lambda: run(args))
+    return A.cli_main(build_parser, run, argv)
 
 
 if __name__ == "__main__":

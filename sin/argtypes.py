@@ -27,7 +27,7 @@ Defaults are written once, in a config dataclass (:func:`config_defaults`,
 >>> parser.add_argument("--gamma", type=number(float, "--gamma", low=0, low_open=True, high=1))
 >>> add_provider_args(parser, default=("slic", "sin"))
 >>> def main(argv=None) -> int:
-...     return run_cli(lambda: work(parser.parse_args(argv)))
+...     return cli_main(build_parser, work, argv)   # work(args) -> exit code (or anything: 0)
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PARTIAL", "Parser", "add_cache_args",
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PARTIAL", "Parser", "add_cache_args", "cli_main",
            "add_dataset_args", "add_provider_args", "config_defaults", "config_from_args", "dataset_name",
            "error_message", "non_negative_int", "number", "output_dir", "positive_float", "positive_int", "provider",
            "resolve_providers", "run_cli"]
@@ -156,6 +156,19 @@ def run_cli(fn, *, expected: tuple = (ValueError, OSError), memory_hint: str = "
     except expected as exc:
         print("error: " + error_message(exc), file=sys.stderr)
         return EXIT_ERROR
+
+
+def cli_main(build_parser, run, argv=None, **kwargs) -> int:
+    """A script's ``main(argv)``: parse ``argv`` with ``build_parser()``, call ``run(args)`` under
+    :func:`run_cli` (``kwargs`` go there). An ``int`` from ``run`` is the exit code; anything else
+    (a table the Python API returns, ``None``) means done, 0."""
+    args = build_parser().parse_args(argv)
+
+    def call() -> int:
+        out = run(args)
+        return out if isinstance(out, int) and not isinstance(out, bool) else EXIT_OK
+
+    return run_cli(call, **kwargs)
 
 
 # ---------------------------------------------------------------------------------- flags

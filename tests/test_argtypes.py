@@ -49,6 +49,23 @@ def test_run_cli_exit_codes(capsys):
         A.run_cli(fails(RuntimeError("bug")))
 
 
+def test_cli_main_parses_runs_and_maps_results_to_exit_codes(capsys):
+    def build_parser():
+        p = A.Parser(prog="prog")
+        p.add_argument("--rc")
+        return p
+
+    def run(args):
+        return {"table": [1, 2], "one": 1, "true": True, "bad": None}[args.rc] if args.rc != "raise" else \
+            (_ for _ in ()).throw(FileNotFoundError("missing input"))
+
+    assert A.cli_main(build_parser, run, ["--rc", "table"]) == 0  # the Python API's result: done
+    assert A.cli_main(build_parser, run, ["--rc", "one"]) == 1
+    assert A.cli_main(build_parser, run, ["--rc", "true"]) == 0 and A.cli_main(build_parser, run, ["--rc", "bad"]) == 0
+    assert A.cli_main(build_parser, run, ["--rc", "raise"]) == 2
+    assert capsys.readouterr().err == "error: missing input\n"
+
+
 def test_dataset_flag_takes_a_name_and_data_root_a_path(capsys):
     p = A.Parser(prog="prog")
     A.add_dataset_args(p, default="ECSSD")
