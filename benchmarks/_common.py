@@ -1,33 +1,38 @@
-"""Shared helpers of the benchmark scripts.
+"""Shared helpers of the benchmark scripts: atomic writers, a paired bootstrap interval, a provider
+probe, and the Fig. 4/5 plot style.
 
-Provider resolution for the shared CLI vocabulary (``--providers NAME[:k=v,...]``), provider
-provenance for result files, machine state, a paired bootstrap interval,
-atomic text/CSV writers, a small markdown-table formatter and the Fig. 4/5 plot style.
+The command-line vocabulary (``--providers``, ``--dataset``/``--data-root``, ``--cache``, exit
+codes, one-line errors) lives in :mod:`sin.argtypes`; report writing (markdown tables, interval
+cells and sentences, provenance sidecars) in :mod:`benchmarks._report`. Both are re-exported here
+for the scripts that import them from this module.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import gzip
 import io
-import os
-import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sin.argtypes import positive_int  # noqa: F401  (re-exported for the benchmark CLIs)
+from benchmarks._report import (  # noqa: F401  (re-exported for the scripts importing them from here)
+    command_line,
+    machine_info,
+    markdown_table,
+    provider_info,
+    repo_relative,
+)
+from sin.argtypes import add_provider_args, positive_int, resolve_providers  # noqa: F401  (re-exported)
 from sin.io import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Line styles of the SIN paper's MATLAB plots (``eval_spixel/plot_benchmark_curve.m``), plus
-#: styles for the extras that the paper does not show.
 #: Requested superpixel counts of the paper's curves (Fig. 4 / Fig. 5 x axes).
 DEFAULT_SIZES = tuple(range(200, 1201, 100))
 
+#: Line styles of the SIN paper's MATLAB plots (``eval_spixel/plot_benchmark_curve.m``), plus
+#: styles for the extras that the paper does not show.
 PLOT_STYLE = {
     "slic": dict(color="b", marker="*", label="SLIC"),
     "snic": dict(color="g", marker="p", label="SNIC", mfc="g"),
@@ -44,90 +49,27 @@ PLOT_STYLE = {
 }
 
 
-def resolve_providers(specs, *, skip_unavailable: bool = False) -> list:
-    """:class:`sin.providers.Provider` objects for the CLI's ``--providers`` values.
+def probe_providers(providers) -> None:
+    """Run every provider once on a small synthetic image before a long run.
 
-    Each value is anything :func:`sin.providers.get_provider` accepts (``slic``,
-    ``slic:compactness=20``, ``sin:weights=PATH``, ``package.module:function``). A value that
-    cannot be resolved raises ``SystemExit`` with one line naming it (and the registered
-    providers), unless ``skip_unavailable`` (then it is dropped with a note on stderr).
-    Duplicates (same method and parameters) are kept once, in order.
+    A provider that cannot run at all (a corrupt or missing weights file, a user function that
+    always raises) fails here, in one ``ValueError`` naming it, instead of on every image of
+    the run; failures on single images are the run's to list.
     """
-    from sin.providers import get_provider
+    import warnings
 
-    providers, problems = [], []
-    for spec in specs:
+    yy, xx = np.mgrid[:48, :64]
+    image = np.stack([(xx * 4) % 256, (yy * 5) % 256, ((xx // 16 + yy // 12) % 2) * 200], -1).astype(np.uint8)
+    for p in providers:
         try:
-            providers.append(get_provider(spec))
-        except ValueError as exc:
-            problems.append(str(exc))
-    if problems and not skip_unavailable:
-        raise SystemExit("error: " + "; ".join(problems) + " (or pass --skip-unavailable to run the others)")
-    for p in problems:
-        print(f"skipping: {p}", file=sys.stderr)
-    providers = list(dict.fromkeys(providers))
-    if not providers:
-        raise SystemExit("error: no provider left to run")
-    return providers
-
-
-def repo_relative(path) -> str:
-    """``path`` relative to the checkout when it is inside it (result files never record /home/...)."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
-
-
-def provider_info(provider) -> dict:
-    """What a result file records about a provider: spec, fingerprint tag, weights file and sha256.
-
-    ``trained`` is False for SIN without weights (a seeded random network), None for methods
-    without weights.
-    """
-    path = provider.weights_file
-    sha = provider.weights_sha256()
-    shown = None if path is None else repo_relative(path)
-    trained = None
-    if provider.spec.weights is not None:
-        trained = bool(sha) and not sha.startswith("absent")
-    note = provider.spec_string()
-    if path is not None:
-        note += f" (weights {shown}, sha256 {sha[:12] if trained else 'none: UNTRAINED'})"
-    return {"spec": provider.spec_string(), "tag": provider.tag, "fingerprint": provider.fingerprint,
-            "weights": shown, "sha256": sha if trained else None, "trained": trained, "note": note}
-
-
-def add_provider_args(parser, *, default=("slic", "snic", "ers", "sin"), several: bool = True) -> None:
-    """``--providers NAME[:key=value,...] ...`` (or ``--provider`` when ``several`` is False)."""
-    what = ("superpixel providers: registered names (python -m sin providers), optionally with parameters "
-            "NAME:key=value,... (e.g. slic:compactness=20, sin:weights=PATH), or package.module:function")
-    if several:
-        parser.add_argument("--providers", nargs="+", default=list(default), metavar="NAME[:k=v,...]", help=what)
-        parser.add_argument("--skip-unavailable", action="store_true",
-                            help="drop providers that cannot be resolved instead of failing")
-    else:
-        parser.add_argument("--provider", default=default, metavar="NAME[:k=v,...]", help=what)
-
-
-def machine_info() -> dict:
-    """CPU count, load average, library versions and thread settings, for result files."""
-    import torch
-
-    try:
-        load = os.getloadavg()
-    except OSError:  # pragma: no cover - not on every OS
-        load = (float("nan"),) * 3
-    return {
-        "date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "load_avg_1_5_15": tuple(round(x, 2) for x in load),
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the run reports untrained weights and counts itself
+                p(image, 12)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of the provider is reported as one line
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise ValueError(f"provider {p.spec_string()!r} cannot run: {msg}") from None
 
 
 def write_text(path, text: str) -> Path:
@@ -161,30 +103,6 @@ def write_figure(fig, path, dpi: int = 120) -> Path:
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"))
     plt.close(fig)
     return Path(path)
-
-
-def markdown_table(df: pd.DataFrame, formats: dict | None = None) -> str:
-    """A GitHub markdown table of ``df`` (``formats``: column -> format spec like ``".4f"``)."""
-    formats = formats or {}
-
-    def cell(col, v):
-        if isinstance(v, float) and np.isnan(v):
-            return ""
-        if col in formats and isinstance(v, (int, float, np.integer, np.floating)):
-            return format(v, formats[col])
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    for row in df.astype(object).itertuples(index=False):  # object: ints stay ints
-        lines.append("| " + " | ".join(cell(c, v) for c, v in zip(df.columns, row)) + " |")
-    return "\n".join(lines)
-
-
-def command_line() -> str:
-    """The command that produced a result, for the result files."""
-    prog = Path(sys.argv[0])
-    head = f"python -m benchmarks.{prog.stem}" if prog.parent.name == "benchmarks" else prog.name
-    return " ".join([head, *sys.argv[1:]])
 
 
 def paired_bootstrap(diff_per_unit, n_boot: int = 10000, seed: int = 0, *, weights=None,

@@ -15,17 +15,18 @@ times both forward passes (median of repeats, 1 and 2 CPU threads). Writes
 
 Usage::
 
-    python -m benchmarks.deeplab_port_check [--weights PT] [--tflite FILE] [--data-root DIR]
+    python -m benchmarks.deeplab_port_check [--weights PT] [--tflite FILE]
 
-Defaults: ``$SIN_DEEPLAB_WEIGHTS`` / ``$SIN_DEEPLAB_TFLITE`` or ``<repo>/../shared/weights/...``;
-``$SIN_DATA_ROOT`` or ``<repo>/../shared/data``.
+Defaults (:mod:`sin.paths`): ``$SIN_DEEPLAB_WEIGHTS`` / ``$SIN_DEEPLAB_TFLITE``, else under the weights
+root (``$SIN_WEIGHTS_ROOT``, else ``<repo>/../shared/weights``). The images come from three datasets
+under the data root (``$SIN_DATA_ROOT``, else ``<repo>/../shared/data``).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,23 +38,12 @@ from PIL import Image
 from downstream.bilateral_inception.deeplab_mobilenetv2 import VOC_CLASSES, build_deeplabv3_mnv2
 from sin.checkpoint import load_torch_file
 from sin.io import atomic_write, read_image
-from sin.paths import data_root, resolve, weights_root
+from sin import argtypes as A
+from sin.paths import data_root, deeplab_tflite, deeplab_weights
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORT_SIZE = 257
 FEATURE_TENSOR = "concat_projection/Relu"
-
-
-def default_weights() -> Path:
-    return resolve(None, "SIN_DEEPLAB_WEIGHTS", weights_root() / "deeplabv3_mnv2_dm05_tflite_weights.pt")
-
-
-def default_tflite() -> Path:
-    return resolve(None, "SIN_DEEPLAB_TFLITE", weights_root() / "deeplabv3_257_mv_gpu.tflite")
-
-
-def default_data_root() -> Path:
-    return data_root()
 
 
 def select_images(data_root, n_saliency: int = 5, n_msrc: int = 10, n_bsds: int = 5) -> list[tuple[str, Path]]:
@@ -170,20 +160,28 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main(argv=None) -> Path:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", type=Path, default=default_weights())
-    ap.add_argument("--tflite", type=Path, default=default_tflite())
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
+def build_parser() -> A.Parser:
+    ap = A.Parser(prog="python -m benchmarks.deeplab_port_check", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", type=Path, default=None, help="the port's weights (default: sin.paths.deeplab_weights())")
+    ap.add_argument("--tflite", type=Path, default=None, help="the TFLite model (default: sin.paths.deeplab_tflite())")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "deeplab_port_check.md")
-    ap.add_argument("--repeats", type=int, default=11, help="timing repeats (median)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--repeats", type=A.positive_int, default=11, help="timing repeats (median)")
+    return ap
+
+
+def main(argv=None) -> int:
+    """Command line; returns the exit code (0 done, 2 usage error or missing files, one line)."""
+    return A.cli_main(build_parser, run, argv, expected=(ValueError, OSError, ImportError))
+
+
+def run(args) -> Path:
+    args.weights, args.tflite = deeplab_weights(args.weights), deeplab_tflite(args.tflite)
 
     torch.set_num_threads(2)
     model = build_deeplabv3_mnv2(args.weights)
     reference = TfliteDeepLab(args.tflite, num_threads=2)
     n_eq, n_total = weights_match(args.weights, reference)
-    images = select_images(args.data_root)
+    images = select_images(data_root())
 
     rows = []
     for dataset, path in images:
@@ -266,4 +264,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

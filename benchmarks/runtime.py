@@ -64,6 +64,7 @@ from benchmarks._common import (  # noqa: E402
     write_figure,
     write_text,
 )
+from sin.argtypes import Parser, cli_main, positive_float  # noqa: E402
 
 IMAGE_SIZES = ("481x321", "1024x768", "2048x1536", "4000x3000")
 #: Pixels per superpixel of the proportional mode: 600 superpixels at 481 x 321.
@@ -230,9 +231,8 @@ def plot_scaling(table: pd.DataFrame, path: Path, *, title: str = "") -> Path:
     return write_figure(fig, path)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.runtime", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> Parser:
+    p = Parser(prog="python -m benchmarks.runtime", description=__doc__.split("\n\n")[0])
     add_provider_args(p, default=())
     p.add_argument("--n-segments", nargs="+", type=positive_int, default=list(DEFAULT_SIZES),
                    help="requested counts of the K sweep at 481x321")
@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scaling-count", type=positive_int, default=600, help="the fixed count of the scaling table")
     p.add_argument("--repeats", type=positive_int, default=5)
     p.add_argument("--threads", type=positive_int, default=1)
-    p.add_argument("--budget-s", type=float, default=30.0, help="skip a provider whose warm-up call exceeds this")
+    p.add_argument("--budget-s", type=positive_float, default=30.0, help="skip a provider whose warm-up call exceeds this")
     p.add_argument("--no-k-sweep", action="store_true")
     p.add_argument("--no-scaling", action="store_true")
     p.add_argument("--quick", action="store_true", help="2 repeats, K 300/600, sizes 481x321 and 1024x768")
@@ -252,14 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> pd.DataFrame:
+def main(argv=None) -> int:
+    """Command line; returns the exit code (0 done, 2 usage error or expected failure, one line)."""
+    return cli_main(build_parser, run, argv)
+
+
+def run(args) -> pd.DataFrame | None:
+    """The measurements, tables and plots; returns the table (``None`` with ``--plot-only``)."""
     from sin.checkpoint import UntrainedWarning
     from sin.inference import resolve_precision
     from sin.io import read_image
     from sin.providers import available_providers
     from sin.providers.batch import limit_threads
 
-    args = build_parser().parse_args(argv)
     out = args.out
     if args.plot_only:
         for name, fn in (("runtime", plot_runtime), ("runtime_scaling", plot_scaling)):
@@ -270,8 +275,6 @@ def main(argv=None) -> pd.DataFrame:
         args.repeats = min(args.repeats, 2)
         args.n_segments = [300, 600]
         args.image_sizes = [(321, 481), (768, 1024)]
-    if args.budget_s <= 0:
-        raise SystemExit("error: --budget-s must be positive")
     specs = args.providers or available_providers()
     # fast-slic takes its thread count as a parameter (it does not read OMP_NUM_THREADS)
     specs = [f"{s}:num_threads={args.threads}" if s == "fastslic" else s for s in specs]
@@ -290,7 +293,7 @@ def main(argv=None) -> pd.DataFrame:
             settings.append({"table": "proportional", "size": label, "h": h, "w": w,
                              "n_segments": max(1, round(args.scaling_count * h * w / BASE_PIXELS))})
     if not settings:
-        raise SystemExit("error: nothing to run (--no-k-sweep and --no-scaling)")
+        raise ValueError("nothing to run (--no-k-sweep and --no-scaling)")
     images = {(s["h"], s["w"]): resized(image, s["h"], s["w"]) for s in settings}
 
     load_before = os.getloadavg()
@@ -372,4 +375,4 @@ def main(argv=None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

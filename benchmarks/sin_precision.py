@@ -27,7 +27,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts (sin.threads)
 os.environ.setdefault("KMP_BLOCKTIME", "0")
 
-import argparse  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -38,6 +37,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks._common import REPO, command_line, machine_info, positive_int, write_csv, write_text  # noqa: E402
+from sin import argtypes as A  # noqa: E402
 
 _HEAD_SCRIPT = r"""
 import sys, numpy as np, torch
@@ -85,18 +85,26 @@ def bootstrap_ci(diff: np.ndarray, n: int = 10000, seed: int = 0) -> tuple[float
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.sin_precision", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> A.Parser:
+    ap = A.Parser(prog="python -m benchmarks.sin_precision", description=__doc__.split("\n\n")[0])
     ap.add_argument("--n-segments", nargs="+", type=positive_int, default=[600])
     ap.add_argument("--limit", type=positive_int, default=None, help="first N test images only")
     ap.add_argument("--threads", type=positive_int, default=2)
     ap.add_argument("--weights", default=None, help="SIN weights file (default: shipped)")
     ap.add_argument("--compare-head", action="store_true", help="check fp32 labels against git HEAD's sin")
-    ap.add_argument("--data-root", type=Path, default=None)
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="the BSDS500 folder (default: $SIN_BSDS500, else $SIN_DATA_ROOT/BSDS500)")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "precision")
     ap.add_argument("--from-csv", action="store_true", help="rewrite summary.md from <out>/per_image.csv")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    """Command line; returns the exit code (0 done, 2 usage error or expected failure, one line)."""
+    return A.cli_main(build_parser, run, argv)
+
+
+def run(args):
     if args.from_csv:
         from sin.geometry import grid_shape
 
@@ -117,10 +125,7 @@ def main(argv=None):
     from sin.metrics import achievable_segmentation_accuracy
 
     torch.set_num_threads(args.threads)
-    try:
-        ds = load_dataset("BSDS500", root=args.data_root, split="test")
-    except FileNotFoundError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    ds = load_dataset("BSDS500", root=args.data_root, split="test")
     n = min(len(ds), args.limit or len(ds))
     preds = {p: SINPredictor(args.weights, precision=p) for p in ("fp32", "bf16")}
     head = {}
@@ -217,4 +222,4 @@ def summarize(df, args, load_before, load_after) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

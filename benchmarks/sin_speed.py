@@ -43,6 +43,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchmarks._common import REPO, command_line, machine_info, write_csv, write_text  # noqa: E402
+from sin import argtypes as A  # noqa: E402
 from sin.geometry import grid_shape, network_size  # noqa: E402
 from sin.image import as_float_batch, as_float_rgb  # noqa: E402
 from sin.inference import SINPredictor, _nearest_index, normalize_image, resize_labels, resolve_precision  # noqa: E402
@@ -306,12 +307,11 @@ NEIGHBOUR_TEXT = ("a `python -c 'while True: pass'` process is stopped/continued
                   "Ratio = median over blocks of busy/quiet of adjacent blocks.")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.sin_speed", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--n-segments", type=int, default=600)
+def build_parser() -> A.Parser:
+    ap = A.Parser(prog="python -m benchmarks.sin_speed", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=A.positive_int, default=15)
+    ap.add_argument("--threads", type=A.positive_int, default=2)
+    ap.add_argument("--n-segments", type=A.positive_int, default=600)
     ap.add_argument("--weights", default=None, help="SIN weights (default: shipped)")
     ap.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"), help="for --neighbour")
     ap.add_argument("--neighbour", action="store_true", help="also measure SIN with a busy neighbour process")
@@ -319,7 +319,15 @@ def main(argv=None):
     ap.add_argument("--neighbour-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="few repeats, no 4000x3000 (smoke test)")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "sin_speed.md")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    """Command line; returns the exit code (0 done, 2 usage error or expected failure, one line)."""
+    return A.cli_main(build_parser, run, argv)
+
+
+def run(args):
     if args.neighbour_child:
         print(json.dumps(_neighbour_child(args.weights, args.repeats, args.n_segments, args.threads, args.precision)))
         return None
@@ -380,4 +388,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

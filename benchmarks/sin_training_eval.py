@@ -13,8 +13,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from benchmarks._common import command_line, markdown_table, positive_int, write_text
+from sin import argtypes as A
 from sin.checkpoint import load_torch_file
 from sin.datasets import BSDS500
 from sin.inference import SINPredictor
@@ -107,11 +108,12 @@ def markdown_summary(df: pd.DataFrame, args) -> str:
             + markdown_table(table, fmt) + f"\n\nPlot: `{args.name}.png`; raw: `{args.name}.csv`.\n")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> A.Parser:
+    ap = A.Parser(prog="python -m benchmarks.sin_training_eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="training run folders (with step_*.pt snapshots)")
     ap.add_argument("--split", default="val", choices=["train", "val", "test"])
-    ap.add_argument("--data-root", default=None, help="BSDS500 root (default: $SIN_BSDS500 / ../shared/data)")
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="the BSDS500 folder (default: $SIN_BSDS500, else $SIN_DATA_ROOT/BSDS500)")
     ap.add_argument("--n-segments", type=positive_int, nargs="+", default=[300, 600, 1000], metavar="K",
                     help="requested numbers of superpixels")
     ap.add_argument("--limit", type=positive_int, default=None, help="first N images only")
@@ -121,7 +123,15 @@ def main(argv=None):
                     help="SIN network arithmetic (default fp32, the reference)")
     ap.add_argument("--out", type=Path, default=Path("results/training"))
     ap.add_argument("--name", default="snapshots")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    """Command line; returns the exit code (0 done, 2 usage error or expected failure, one line)."""
+    return A.cli_main(build_parser, run, argv)
+
+
+def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     data = BSDS500(args.data_root, args.split)
@@ -152,4 +162,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

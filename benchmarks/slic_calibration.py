@@ -10,31 +10,37 @@ for the provider's default first request (``first_ratio=0.85``) and for ``first_
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from sin import argtypes as A
+
+
+def build_parser() -> A.Parser:
+    p = A.Parser(prog="python -m benchmarks.slic_calibration", description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="the BSDS500 folder (default: $SIN_BSDS500, else $SIN_DATA_ROOT/BSDS500)")
+    p.add_argument("--first", type=A.non_negative_int, default=0, help="index of the first test image")
+    p.add_argument("--images", type=A.positive_int, default=20)
+    p.add_argument("--out", type=Path, default=Path("results/providers/slic_calibration.md"))
+    return p
+
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--first", type=int, default=0, help="index of the first test image")
-    p.add_argument("--images", type=int, default=20)
-    p.add_argument("--out", type=Path, default=Path("results/providers/slic_calibration.md"))
-    args = p.parse_args(argv)
+    """Command line; returns the exit code (0 done, 2 usage error or expected failure, one line)."""
+    return A.cli_main(build_parser, run, argv)
+
+
+def run(args):
 
     import sin.providers.slic as S
     from sin.datasets.bsds500 import BSDS500
     from sin.image import as_float_rgb
     from sin.io import atomic_write, read_image
 
-    try:
-        ds = BSDS500(args.data_root, split="test")
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    ds = BSDS500(args.data_root, split="test")
     paths = [ds.image_path(i) for i in range(args.first, min(len(ds), args.first + args.images))]
     images = [as_float_rgb(read_image(f)) for f in paths]
     calls = [0]

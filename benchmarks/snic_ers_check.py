@@ -16,7 +16,7 @@ Writes ``results/providers/snic_ers_check.md``.
 
 Usage::
 
-    python -m benchmarks.snic_ers_check [--data-root DIR] [--out DIR] [--repeats 9]
+    python -m benchmarks.snic_ers_check [--data-root BSDS500_DIR] [--out DIR] [--repeats 9]
         [--n-pysnic 3] [--n-quality 10]
 
 ``--data-root`` defaults to ``$SIN_DATA_ROOT`` or ``<repo>/../shared/data``.
@@ -24,10 +24,10 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from skimage.color import rgb2lab
 from sin.image import as_float_rgb
 from sin.io import atomic_write, read_image
 from sin.metrics import aggregate, evaluate
-from sin.paths import data_root
+from sin import argtypes as A
 from sin.providers import get_provider
 from sin.providers.snic import snic, snic_seeds
 
@@ -47,12 +47,12 @@ REPO = Path(__file__).resolve().parents[1]
 K = 600
 
 
-def default_data_root() -> Path:
-    return data_root()  # --data-root, else $SIN_DATA_ROOT, else ../shared/data (sin.paths: one place)
+def bsds_test(root=None) -> tuple[Path, Path, list[str]]:
+    """Test images and ground truths of the BSDS500 folder ``root`` (default: ``$SIN_BSDS500``, else
+    ``$SIN_DATA_ROOT/BSDS500``, see :func:`sin.datasets.folder.dataset_root`)."""
+    from sin.datasets.folder import dataset_root
 
-
-def bsds_test(data_root) -> tuple[Path, Path, list[str]]:
-    root = Path(data_root) / "BSDS500"
+    root = dataset_root("BSDS500", root, env_var="SIN_BSDS500")
     img_dir, gt_dir = root / "images" / "test", root / "groundTruth" / "test"
     for p in (img_dir, gt_dir):
         if not p.is_dir():
@@ -144,15 +144,23 @@ def quality(img_dir, gt_dir, ids, n_images) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
+def build_parser() -> A.Parser:
+    ap = A.Parser(prog="python -m benchmarks.snic_ers_check", description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="the BSDS500 folder (default: $SIN_BSDS500, else $SIN_DATA_ROOT/BSDS500)")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "providers")
-    ap.add_argument("--repeats", type=int, default=9)
-    ap.add_argument("--n-pysnic", type=int, default=3)
-    ap.add_argument("--n-quality", type=int, default=10)
-    args = ap.parse_args(argv)
+    ap.add_argument("--repeats", type=A.positive_int, default=9)
+    ap.add_argument("--n-pysnic", type=A.non_negative_int, default=3)
+    ap.add_argument("--n-quality", type=A.positive_int, default=10)
+    return ap
 
+
+def main(argv=None) -> int:
+    """Command line; returns the exit code (0 done, 2 usage error or missing data, one line)."""
+    return A.cli_main(build_parser, run, argv)
+
+
+def run(args) -> int:
     img_dir, gt_dir, ids = bsds_test(args.data_root)
     load_before = os.getloadavg()
     landscape = next(i for i in ids if read_image(img_dir / f"{i}.jpg").shape[:2] == (321, 481))
@@ -244,7 +252,8 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "snic_ers_check.md", lambda t: Path(t).write_text("\n".join(lines)))
     print("\n".join(lines))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,20 +15,19 @@ Writes ``<out>/so_speed.md``. Timings depend on the machine load (reported from
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import positive_int
-from downstream.saliency_optimization import core, graph
-from downstream.saliency_optimization.datasets import SaliencyDataset, default_data_root
+from downstream.saliency_optimization import SIN_PAPER, core, graph
+from downstream.saliency_optimization.datasets import SaliencyDataset
+from sin import argtypes as A
 from sin.io import atomic_write
-from sin.providers import get_provider
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,19 +73,26 @@ def stage_times(image, labels, repeats: int) -> dict:
     return {name: _median_ms(fn, repeats) for name, fn in stages.items()}
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-root", type=Path, default=None, help="folder holding saliency-mini/ ($SIN_DATA_ROOT)")
-    ap.add_argument("--n-segments", nargs="+", type=positive_int, default=[200, 400], metavar="K",
+def build_parser() -> A.Parser:
+    ap = A.Parser(prog="python -m benchmarks.so_speed", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="the saliency-mini folder (default: $SIN_DATA_ROOT/saliency-mini)")
+    ap.add_argument("--n-segments", nargs="+", type=A.positive_int, default=[200, 400], metavar="K",
                     help="superpixel counts to time")
-    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--repeats", type=A.positive_int, default=30)
     ap.add_argument("--out", type=Path, default=REPO / "results" / "saliency")
-    args = ap.parse_args(argv)
+    return ap
 
-    root = (args.data_root or default_data_root()) / "saliency-mini"
-    ds = SaliencyDataset(root)
+
+def main(argv=None) -> int:
+    """Command line; returns the exit code (0 done, 2 usage error or missing data, one line)."""
+    return A.cli_main(build_parser, run, argv)
+
+
+def run(args) -> dict:
+    ds = SaliencyDataset.open("saliency-mini", args.data_root)
     load_before = os.getloadavg()
-    slic = get_provider("slic")
+    slic = SIN_PAPER.provider("slic")  # the SO demo's compactness 20
     rows = []
     stage = None
     for size in args.n_segments:
@@ -95,7 +101,7 @@ def main(argv=None) -> dict:
         counts = []
         for i in range(len(ds)):
             name, image, _ = ds.load(i)
-            labels = slic(image, size, compactness=20.0)
+            labels = slic(image, size)
             counts.append(int(labels.max()) + 1)
             def call(im=image, lb=labels):
                 return core.saliency_optimization(im, lb)
@@ -143,4 +149,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,51 +1,41 @@
 """Table 2 of the SIN paper: Saliency Optimization MAE with different superpixels.
 
-For every image of a salient-object dataset, every provider and every superpixel row (200 / 400),
-run the provider with the SO demo's superpixel count, then
-:func:`downstream.saliency_optimization.saliency_optimization`, store the 8-bit map (PNG, as the
-original code does) and score it: MAE (the table metric, ``CalMAE`` semantics), plus S-measure,
-max F-measure and E-measure (pysodmetrics).
-
-SO demo count rule (``../shared/specs/saliency_optimization.md`` section 4): row S requests
-``K = round(h * w * S / 120000)`` superpixels of an h x w image, i.e. ``round(h w / 600)`` for 200
-and ``round(h w / 300)`` for 400 (the demo's ``pixNumInSP``). SLIC, SNIC, ERS, SSN and the grid
-get K; SIN gets K through its grid rule :func:`sin.geometry.grid_shape` (``n x m`` seeds).
-``slic`` without an explicit ``compactness`` runs with 20, the SO demo's ``SLIC_mex`` value
-(``slic:compactness=10`` overrides it).
+For every image of a salient-object dataset, every provider and every row of the table (200 /
+400), request superpixels by the SIN paper's SO protocol (the preset
+:data:`downstream.saliency_optimization.SIN_PAPER`: row S asks for ``round(h * w * S / 120000)``
+superpixels, ``slic`` runs with the SO demo's compactness 20 unless the spec sets one, SO with the
+released code's constants), run :func:`downstream.saliency_optimization.saliency_optimization`,
+keep the 8-bit map (as the original code does) and score it: MAE (the table metric, ``CalMAE``
+semantics), plus S-measure, max F-measure and E-measure (pysodmetrics).
 
 Usage::
 
-    python -m benchmarks.sod_table --dataset ../shared/data/ECSSD \\
+    python -m benchmarks.sod_table --dataset ECSSD [--data-root PATH] \\
         [--providers slic snic ers sin ssn grid] [--n-segments 200 400] [--so-params code|paper] \\
         [--processes 2] [--out results/saliency] [--cache DIR] [--limit N] [--recompute]
 
+    # the tables again from an earlier run's per-image scores and its sidecar (nothing recomputed)
+    python -m benchmarks.sod_table --dataset ECSSD --from-per-image results/saliency [--out DIR]
+
 Writes ``<out>/table2_<dataset>.md``, ``.csv`` (one row per row size x provider, all metrics),
-``table2_<dataset>_per_image.csv.gz`` (every image's scores, for paired comparisons) and
-``table2_<dataset>_examples.png``. Resumable: label maps go through the one
-:class:`sin.providers.LabelCache` (``<cache>/labels``, keyed by provider fingerprint, count and
-image digest) and SO maps to ``<cache>/saliency/<dataset>/<provider tag>/n<S>-so<key>/`` where
-the key covers the SO constants, the count rule and SO's code, and every PNG records the digest of
-the image it was made from (a different image with the same name is recomputed). ``--cache``
-defaults to :func:`sin.paths.cache_root`. Images run in parallel worker processes
-(``--processes``), one torch / OpenCV / numba thread each: on a shared machine a worker with
-several threads loses far more to waiting than it gains.
+``_per_image.csv.gz`` (every image's scores, for paired comparisons), ``_examples.png`` and
+``.json``, the provenance sidecar (command, machine, providers with fingerprint tags and weights
+sha256, protocol, run, images left out). ``--from-per-image`` re-derives everything but max F and
+max E (maxima of the dataset's mean curves, carried over from the run's CSV) and the figure.
+Resumable: label maps go through :class:`sin.providers.LabelCache` (``<cache>/labels``), SO maps
+through :class:`downstream.saliency_optimization.cache.SOMapCache` (``<cache>/saliency``), both
+keyed by the image's pixels; ``--cache`` is the cache root (:func:`sin.paths.cache_root`).
+Images run in ``--processes`` workers, one torch / OpenCV / numba thread each.
 
 Images whose mask is missing, unreadable or of another size are reported up front and left out;
-an image on which any provider or SO fails is reported and left out of every row, so that all
-rows are scored on the same images (paired).
+an image on which any provider or SO fails is listed and left out of every row, so that all rows
+are scored on the same images (paired). Exit codes: 0 done; 1 done with images left out (listed);
+2 usage error or nothing done (unknown provider, unusable weights or ``--out``, no image left).
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import hashlib
-import json
 import os
-import sys
-import time
-import traceback
-from pathlib import Path
 
 # Before torch starts OpenMP (see sin.threads): idle OpenMP threads sleep instead of spinning.
 # Measured here on ECSSD under load (load average ~14 on 2 cores, 1 torch thread): SIN took a
@@ -53,25 +43,27 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("KMP_BLOCKTIME", "0")
 
+import dataclasses  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from PIL import Image, PngImagePlugin  # noqa: E402
 
-from benchmarks._common import (  # noqa: E402
-    add_provider_args, machine_info, markdown_table, paired_bootstrap, positive_int, provider_info,
-    resolve_providers, write_csv, write_figure, write_text)
-from downstream.saliency_optimization import colour as so_colour  # noqa: E402
-from downstream.saliency_optimization import core as so_core  # noqa: E402
-from downstream.saliency_optimization import graph as so_graph  # noqa: E402
-from downstream.saliency_optimization.core import resolve_so_params, saliency_optimization  # noqa: E402
+from benchmarks import _report as R  # noqa: E402
+from benchmarks._common import REPO, paired_bootstrap, probe_providers, write_csv, write_text  # noqa: E402
+from benchmarks._sod_page import example_figure, render  # noqa: E402
+from downstream.saliency_optimization import SIN_PAPER, saliency_optimization  # noqa: E402
+from downstream.saliency_optimization.cache import SOMapCache  # noqa: E402
 from downstream.saliency_optimization.datasets import SaliencyDataset, read_mask  # noqa: E402
 from downstream.saliency_optimization.evaluate import aggregate_scores, image_scores, quantize_map  # noqa: E402
-from sin.io import atomic_write, read_image  # noqa: E402
-from sin.providers import LabelCache, get_provider, image_digest, parse_provider_spec  # noqa: E402
+from sin import argtypes as A  # noqa: E402
+from sin.io import read_image  # noqa: E402
+from sin.providers import LabelCache, image_digest  # noqa: E402
 from sin.providers.batch import limit_threads, parallel_map  # noqa: E402
-from sin.providers.registry import file_sha256  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 #: SIN paper, Table 2 (MAE on ECSSD, SO with each method's superpixels).
 PAPER_ECSSD = {200: {"slic": 0.1719, "snic": 0.1714, "ers": 0.1686, "sin": 0.1657},
@@ -80,12 +72,6 @@ PAPER_ECSSD = {200: {"slic": 0.1719, "snic": 0.1714, "ers": 0.1686, "sin": 0.165
 #: The paper's rows, then SSN (the deep reference) and the grid (trivial baseline) as extras.
 DEFAULT_PROVIDERS = ("slic", "snic", "ers", "sin", "ssn", "grid")
 
-#: SLIC compactness of the SO demo (``SLIC_mex(img, spnumber, 20)``), used unless given.
-SO_DEMO_SLIC_COMPACTNESS = 20.0
-
-#: The count rule (part of the SO-map cache key).
-COUNT_RULE = "round(h*w*size/120000)"
-
 METRICS = ("mae", "s_measure", "max_f", "mean_e", "max_e")
 #: Per-image scores written to the per-image csv (max_f / mean_e of the image's own curves).
 PER_IMAGE = ("mae", "s_measure", "max_f", "mean_e")
@@ -93,35 +79,51 @@ PER_IMAGE = ("mae", "s_measure", "max_f", "mean_e")
 PAIRED = {"mae": "MAE", "s_measure": "S-measure", "mean_e": "mean E-measure"}
 #: Lower is better for these.
 LOWER_BETTER = {"mae"}
-
 N_BOOT = 10000
 
 
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The run's settings; the command line's defaults are these."""
+
+    dataset: str = "ECSSD"
+    data_root: Path | None = None
+    providers: tuple = DEFAULT_PROVIDERS
+    skip_unavailable: bool = False
+    n_segments: tuple = SIN_PAPER.rows
+    so_params: str = SIN_PAPER.so_params
+    processes: int = 2
+    threads: int = 1
+    out: Path | None = None
+    cache: Path | None = None
+    recompute: bool = False
+    limit: int | None = None
+    examples: int = 3
+    quiet: bool = False
+    from_per_image: Path | None = None
+
+
 def so_count(height: int, width: int, size: int) -> int:
-    """Superpixels for the row ``size``: ``round(h w size / 120000)`` (MATLAB round), at least 2."""
-    return max(2, int(np.floor(height * width * size / 120000.0 + 0.5)))
+    """Superpixels for the row ``size`` (the preset's count rule; kept under its old name)."""
+    return SIN_PAPER.n_segments(height, width, size)
 
 
-def table_providers(specs, *, skip_unavailable: bool = False):
-    """Providers for the table: ``(providers, skipped)``; ``slic`` gets the SO demo's compactness
-    20 unless the spec sets ``compactness``."""
+def table_providers(specs, *, skip_unavailable: bool = False, protocol=SIN_PAPER):
+    """``(providers, skipped)``: each spec as the protocol runs it (``slic`` gets compactness 20)."""
     providers, skipped = [], []
     for spec in specs:
         try:
-            resolved = resolve_providers([spec])
-        except SystemExit as exc:  # resolve_providers ends unresolvable specs with one line
+            prov = protocol.provider(spec)
+        except ValueError as exc:
             if not skip_unavailable:
-                raise
-            print(f"skipping: {str(exc).removeprefix('error: ')}", file=sys.stderr)
+                raise ValueError(f"{exc} (or pass --skip-unavailable to run the others)") from None
+            print(f"skipping: {exc}", file=sys.stderr)
             skipped.append(str(spec))
             continue
-        prov = resolved[0]
-        if prov.name == "slic" and isinstance(spec, str) and "compactness" not in parse_provider_spec(spec)[1]:
-            prov = prov.with_params(compactness=SO_DEMO_SLIC_COMPACTNESS)
         if prov not in providers:
             providers.append(prov)
     if not providers:
-        raise SystemExit("error: no provider left to run")
+        raise ValueError("no provider left to run")
     return providers, skipped
 
 
@@ -131,61 +133,16 @@ def provider_labels(providers) -> list[str]:
     return [p.name if names.count(p.name) == 1 else p.spec_string() for p in providers]
 
 
-def so_key(so_params) -> str:
-    """Digest of everything besides the labels that changes an SO map: constants, count rule, SO code."""
-    code = {m.__name__: file_sha256(m.__file__) for m in (so_core, so_graph, so_colour)}
-    blob = json.dumps({"so_params": dataclasses.asdict(resolve_so_params(so_params)), "count_rule": COUNT_RULE,
-                       "code": code}, sort_keys=True, default=repr)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def map_path(map_root: Path, dataset: str, provider, size: int, key: str, name: str) -> Path:
-    return Path(map_root) / dataset / provider.tag / f"n{size}-so{key}" / f"{name}.png"
-
-
-def _write_png(path: Path, q: np.ndarray, info: dict) -> None:
-    meta = PngImagePlugin.PngInfo()
-    for k, v in info.items():
-        meta.add_text(k, str(v))
-    atomic_write(path, lambda tmp: Image.fromarray(q).save(tmp, format="PNG", pnginfo=meta))
-
-
-def _read_png(path: Path) -> tuple[np.ndarray, dict] | None:
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im), dict(im.text)
-    except Exception:  # absent, or half-written by a killed run: recompute
-        return None
-
-
-def _portable(provider):
-    """What a worker needs to rebuild ``provider``: ``(name, params)`` for a registered method
-    (its registry entry may hold unpicklable callables, e.g. a lambda for the default weights
-    file), else the Provider itself (a user function must then be importable)."""
-    try:
-        if get_provider(provider.name).spec == provider.spec:
-            return (provider.name, dict(provider.params))
-    except ValueError:  # not a registered name
-        pass
-    return provider
-
-
-def _restore(portable):
-    return get_provider(portable[0], **portable[1]) if isinstance(portable, tuple) else portable
-
-
 @dataclasses.dataclass(frozen=True)
 class _Job:
     index: int
     name: str
     image_path: Path
     mask_path: Path
-    providers: tuple
+    providers: tuple  # Provider objects: they pickle by name and parameters
     sizes: tuple
-    so_params: object
+    so_params: str
     key: str
-    dataset: str
     label_root: str
     map_root: str
     recompute: bool
@@ -201,43 +158,42 @@ def _image_job(job: _Job) -> dict:
         if gt.shape != image.shape[:2]:
             raise ValueError(f"mask is {gt.shape[0]}x{gt.shape[1]} but the image is "
                              f"{image.shape[0]}x{image.shape[1]}")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - listed as this image's failure
         out["errors"].append(("image", f"{type(exc).__name__}: {exc}"))
         return out
     digest = image_digest(image)
     labels_cache = LabelCache(job.label_root, recompute=job.recompute)
+    maps = SOMapCache(job.map_root, recompute=job.recompute)
     h, w = image.shape[:2]
-    for pi, prov in enumerate(map(_restore, job.providers)):
+    for pi, prov in enumerate(job.providers):
         for size in job.sizes:
             try:
-                path = map_path(Path(job.map_root), job.dataset, prov, size, job.key, job.name)
-                hit = None if job.recompute else _read_png(path)
-                if hit is not None and hit[1].get("image_digest") == digest and hit[0].shape == (h, w):
+                k = SIN_PAPER.n_segments(h, w, size)
+                hit = maps.load(prov, k, job.key, image, digest=digest)
+                if hit is not None:
                     q, info = hit
                     out["reused"] += 1
                 else:
-                    k = so_count(h, w, size)
                     # CPU seconds (process_time, single-threaded worker) next to wall seconds: on a
                     # shared machine wall time measures the neighbours, CPU time the work
                     c0 = time.process_time()
-                    labels, t_prov = labels_cache.labels(prov, image, k, image_id=job.name, group=job.dataset)
+                    labels, t_prov = labels_cache.labels(prov, image, k)
                     c1, t0 = time.process_time(), time.perf_counter()
-                    smap = saliency_optimization(image, labels, so_params=job.so_params)
+                    q = quantize_map(saliency_optimization(image, labels, so_params=job.so_params))
                     t_so, c2 = time.perf_counter() - t0, time.process_time()
-                    q = quantize_map(smap)
                     info = {"n_requested": k, "n_superpixels": int(labels.max()) + 1, "provider": prov.spec_string(),
                             "provider_seconds": f"{t_prov:.4f}", "so_seconds": f"{t_so:.4f}",
-                            "provider_cpu_seconds": f"{c1 - c0:.4f}", "so_cpu_seconds": f"{c2 - c1:.4f}",
-                            "image_digest": digest}
-                    _write_png(path, q, info)
+                            "provider_cpu_seconds": f"{c1 - c0:.4f}", "so_cpu_seconds": f"{c2 - c1:.4f}"}
+                    maps.save(prov, k, job.key, image, q, info, digest=digest)
                     out["computed"] += 1
                 rec = image_scores(q, gt)
                 rec.update(n_requested=int(info["n_requested"]), n_superpixels=int(info["n_superpixels"]),
                            provider_s=float(info["provider_seconds"]), so_s=float(info["so_seconds"]),
                            provider_cpu_s=float(info.get("provider_cpu_seconds", "nan")),
-                           so_cpu_s=float(info.get("so_cpu_seconds", "nan")), path=str(path))
+                           so_cpu_s=float(info.get("so_cpu_seconds", "nan")),
+                           path=str(maps.path(prov, k, job.key, digest)))
                 out["records"][(pi, size)] = rec
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any provider / SO failure is this image's, listed
                 where = traceback.extract_tb(exc.__traceback__)[-1]
                 out["errors"].append((f"{prov.spec_string()} n={size}",
                                       f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})"))
@@ -245,14 +201,15 @@ def _image_job(job: _Job) -> dict:
     return out
 
 
-def compute(dataset: SaliencyDataset, providers, sizes, so_params, *, cache_root: Path, processes: int = 2,
+def compute(dataset: SaliencyDataset, providers, sizes, so_params="code", *, cache_root: Path, processes: int = 2,
             threads: int = 1, recompute: bool = False, progress: bool = True) -> list[dict]:
-    """Run :func:`_image_job` over the dataset (in ``processes`` workers); results in dataset order."""
+    """Run :func:`_image_job` over the dataset (in ``processes`` workers); results in dataset order.
 
-    key = so_key(so_params)
-    portable = tuple(_portable(p) for p in providers)
-    jobs = [_Job(i, it.name, it.image_path, it.mask_path, portable, tuple(sizes), so_params, key,
-                 dataset.name, str(Path(cache_root) / "labels"), str(Path(cache_root) / "saliency"), recompute)
+    The one loop over images of this script (the place to switch to a shared runner).
+    """
+    key = SIN_PAPER.map_key(so_params)
+    jobs = [_Job(i, it.name, it.image_path, it.mask_path, tuple(providers), tuple(sizes), so_params, key,
+                 str(Path(cache_root) / "labels"), str(Path(cache_root) / "saliency"), recompute)
             for i, it in enumerate(dataset.items)]
     if processes == 1:  # in this process: same thread cap as a worker, restored afterwards
         import torch
@@ -266,35 +223,43 @@ def compute(dataset: SaliencyDataset, providers, sizes, so_params, *, cache_root
     return parallel_map(_image_job, jobs, processes=processes, threads=threads, desc="SO maps", progress=progress)
 
 
-def summarise(results: list[dict], providers, labels, sizes, dataset_name: str):
-    """``(rows, per_image, failed)``: table rows, the per-image frame and ``{name: [errors]}``.
-
-    Images with any error are left out of every row (rows stay paired)."""
+def per_image_frame(results: list[dict], labels, sizes, dataset_name: str):
+    """``(per_image, aggregates, failed)`` of the images without errors (rows stay paired)."""
     failed = {r["name"]: r["errors"] for r in results if r["errors"]}
     good = [r for r in results if not r["errors"]]
     if not good:
-        raise SystemExit("error: every image failed; first problem: " + "; ".join(map(str, results[0]["errors"][:1])))
-    rows, per_image = [], []
+        first = "; ".join(f"{w}: {e}" for w, e in results[0]["errors"][:1])
+        raise ValueError(f"every image failed; first problem: {first}")
+    rows, agg = [], {}
     for size in sizes:
-        for pi, (prov, label) in enumerate(zip(providers, labels, strict=True)):
+        for pi, label in enumerate(labels):
             recs = [r["records"][(pi, size)] for r in good]
-            agg = aggregate_scores(recs)
-            rows.append({"size": size, "provider": label, "n_images": agg["n_images"],
-                         "mean_requested": float(np.mean([x["n_requested"] for x in recs])),
-                         "mean_superpixels": float(np.mean([x["n_superpixels"] for x in recs])),
-                         **{m: agg[m] for m in METRICS},
-                         "median_provider_s": float(np.median([x["provider_s"] for x in recs])),
-                         "median_so_s": float(np.median([x["so_s"] for x in recs])),
-                         "median_provider_cpu_s": float(np.nanmedian([x["provider_cpu_s"] for x in recs])),
-                         "median_so_cpu_s": float(np.nanmedian([x["so_cpu_s"] for x in recs])),
-                         "paper_ecssd_mae": PAPER_ECSSD.get(size, {}).get(prov.name, ""),
-                         "provider_spec": prov.spec_string(), "provider_tag": prov.tag})
-            for r, x in zip(good, recs, strict=True):
-                per_image.append({"dataset": dataset_name, "image": r["name"], "size": size, "provider": label,
-                                  "n_requested": x["n_requested"], "n_superpixels": x["n_superpixels"],
-                                  **{m: x[m] for m in PER_IMAGE}, "provider_s": x["provider_s"], "so_s": x["so_s"],
-                                  "provider_cpu_s": x["provider_cpu_s"], "so_cpu_s": x["so_cpu_s"]})
-    return rows, pd.DataFrame(per_image), failed
+            agg[(size, label)] = aggregate_scores(recs)
+            rows += [{"dataset": dataset_name, "image": r["name"], "size": size, "provider": label,
+                      **{c: x[c] for c in ("n_requested", "n_superpixels", *PER_IMAGE, "provider_s", "so_s",
+                                           "provider_cpu_s", "so_cpu_s")}} for r, x in zip(good, recs)]
+    return pd.DataFrame(rows), agg, failed
+
+
+def table_rows(per_image: pd.DataFrame, agg: dict, record: dict) -> list[dict]:
+    """One row per (size, provider): counts, the dataset scores ``agg``, median times, the paper's MAE."""
+    specs = {p["method"]: p for p in record["providers"]}
+    rows = []
+    for (size, label), a in agg.items():
+        d = per_image[(per_image["size"] == size) & (per_image["provider"] == label)]
+        col = {c: d[c].to_numpy(float) for c in ("n_requested", "n_superpixels", "provider_s", "so_s",
+                                                   "provider_cpu_s", "so_cpu_s")}
+        name = specs[label]["spec"].split(":")[0]
+        rows.append({"size": size, "provider": label, "n_images": int(a.get("n_images", len(d))),
+                     "mean_requested": float(np.mean(col["n_requested"])),
+                     "mean_superpixels": float(np.mean(col["n_superpixels"])), **{m: a[m] for m in METRICS},
+                     "median_provider_s": float(np.median(col["provider_s"])),
+                     "median_so_s": float(np.median(col["so_s"])),
+                     "median_provider_cpu_s": float(np.nanmedian(col["provider_cpu_s"])),
+                     "median_so_cpu_s": float(np.nanmedian(col["so_cpu_s"])),
+                     "paper_ecssd_mae": PAPER_ECSSD.get(size, {}).get(name, ""),
+                     "provider_spec": specs[label]["spec"], "provider_tag": specs[label]["tag"]})
+    return rows
 
 
 def comparisons(per_image: pd.DataFrame, labels, sizes, ref: str = "sin") -> list[dict]:
@@ -311,23 +276,11 @@ def comparisons(per_image: pd.DataFrame, labels, sizes, ref: str = "sin") -> lis
             for m in PAIRED:
                 mean, lo, hi = paired_bootstrap((wide[m][ref] - wide[m][other]).to_numpy(), n_boot=N_BOOT, seed=0)
                 out.append({"size": size, "other": other, "metric": m, "diff": mean, "lo": lo, "hi": hi,
-                            "significant": bool(lo > 0 or hi < 0), "n": int(len(wide[m]))})
+                            "significant": R.excludes_zero(lo, hi), "n": int(len(wide[m]))})
     return out
 
 
-def _sentence(c: dict, ref: str = "SIN") -> str:
-    name, other = PAIRED[c["metric"]], c["other"].upper() if c["other"].isalnum() else c["other"]
-    better = (c["diff"] < 0) == (c["metric"] in LOWER_BETTER)
-    how = "better" if better else "worse"
-    ci = f"{c['diff']:+.4f} (95 % CI [{c['lo']:+.4f}, {c['hi']:+.4f}], {c['n']} images)"
-    if c["significant"]:
-        return (f"{ref} is {how} than {other} on {name}: {ref} - {other} = {ci}; larger than the noise (the "
-                "interval excludes 0).")
-    return (f"{ref} vs {other} on {name}: {ref} - {other} = {ci}; not larger than the noise (the interval "
-            f"contains 0).")
-
-
-def example_picks(per_image: pd.DataFrame, labels, size: int, n: int) -> tuple[list[str], str]:
+def example_picks(per_image: pd.DataFrame, labels, size: int, n: int) -> tuple[list, str]:
     """The example images and the rule that chose them.
 
     Rule: at the first row size, sort images by the per-image MAE of SIN minus SLIC and take
@@ -348,228 +301,72 @@ def example_picks(per_image: pd.DataFrame, labels, size: int, n: int) -> tuple[l
     return [(names[i], "") for i in ranks], "evenly spaced images in name order"
 
 
-def example_figure(dataset: SaliencyDataset, picks, results, providers, labels, size: int, path: Path) -> None:
-    """Rows: the picked images; columns: image, ground truth, every provider's SO map at ``size``
-    (read from where the workers stored them)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    index = {it.name: i for i, it in enumerate(dataset.items)}
-    by_name = {r["name"]: r for r in results}
-    cols = 2 + len(providers)
-    fig, axes = plt.subplots(len(picks), cols, figsize=(2.0 * cols, 1.8 * len(picks)), squeeze=False)
-    for r, (name, note) in enumerate(picks):
-        _, image, gt = dataset.load(index[name])
-        panels = [(image, "image"), (gt, "ground truth")]
-        for pi, label in enumerate(labels):
-            q, info = _read_png(Path(by_name[name]["records"][(pi, size)]["path"]))
-            panels.append((q, f"{label} K={info.get('n_superpixels', '?')}"))
-        for c, (arr, title) in enumerate(panels):
-            ax = axes[r, c]
-            ax.imshow(arr, cmap=None if arr.ndim == 3 else "gray", vmin=0, vmax=255 if arr.dtype == np.uint8 else 1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0 or c >= 2:
-                ax.set_title(title, fontsize=7)
-        axes[r, 0].set_ylabel(f"{name}\n{note}" if note else name, fontsize=8)
-    fig.suptitle(f"SO maps, {dataset.name}, {size} superpixels", fontsize=9)
-    fig.tight_layout()
-    write_figure(fig, path, dpi=110)
+def _stem(config: Config) -> str:
+    return f"table2_{config.dataset}" + ("" if config.so_params == "code" else f"_{config.so_params}")
 
 
-def _dataset_label(dataset: SaliencyDataset) -> str:
-    n = len(dataset)
-    if dataset.name.lower() == "ecssd" and n == 1000:
-        return "ECSSD (1000 images)"
-    if dataset.name == "saliency-mini":
-        return f"{n}-image saliency-mini set, not ECSSD"
-    return f"{n}-image `{dataset.name}` set" + ("" if dataset.name.lower() == "ecssd" else ", not ECSSD")
+def write_tables(out: Path, stem: str, per_image: pd.DataFrame, agg: dict, record: dict) -> list[dict]:
+    """The table CSV, the markdown page and the sidecar from the per-image scores and ``record``."""
+    labels = [p["method"] for p in record["providers"]]
+    sizes = record["protocol"]["rows"]
+    rows = table_rows(per_image, agg, record)
+    write_csv(pd.DataFrame([{"dataset": record["dataset"]["name"], **r} for r in rows]), out / f"{stem}.csv",
+              float_format="%.6f")
+    comps = comparisons(per_image, labels, sizes)
+    write_text(out / f"{stem}.md", render(record, rows, comps, stem, paired=PAIRED, paper=PAPER_ECSSD,
+                                          n_boot=N_BOOT, lower_better=LOWER_BETTER))
+    R.write_sidecar(out / f"{stem}.md", record)
+    return rows
 
 
-def write_markdown(path: Path, dataset: SaliencyDataset, rows, providers, labels, sizes, comps, *, skipped,
-                   failed, so_params_name: str, command: str, run: dict, pick_rule: str, picks) -> None:
-    label = _dataset_label(dataset)
-    by = {(r["provider"], r["size"]): r for r in rows}
-    cols = labels + [s for s in skipped]
-    lines = [f"# Saliency Optimization with different superpixels: MAE ({label})", "",
-             f"**{label}.** The `paper (ECSSD)` rows are the SIN paper's Table 2 on the 1000-image ECSSD set, "
-             "given for reference" + ("" if label.startswith("ECSSD") else
-                                      " only: numbers from this set are not comparable to them") + ".", "",
-             f"Generated {run['date']} by `{command}`; SO parameters: `{so_params_name}` "
-             "(`downstream.saliency_optimization`, a port of W. Zhu's released MATLAB code).", "",
-             f"Wall time: {run['wall_s']:.0f} s for {len(rows) // max(1, len(sizes))} providers x {len(sizes)} sizes x "
-             f"{rows[0]['n_images']} images with {run['processes']} worker process(es), 1 thread each "
-             f"({run['computed']} maps computed, {run['reused']} reused from the cache; {run['cpu_count']} CPUs, "
-             f"load average {run['load_before']:.2f} before / {run['load_after']:.2f} after). Worker CPU time "
-             f"(reading, maps made in this run, scoring): {run['cpu_s']:.0f} s, i.e. {run['cpu_per_image']:.2f} s per "
-             f"image; for a run that computes every map, CPU time / processes is the wall time on idle cores.", "",
-             "## Table 2 layout: MAE (lower is better)", "",
-             "| superpixels | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for size in sizes:
-        cells = [f"{by[(p, size)]['mae']:.4f}" if (p, size) in by else "skipped" for p in cols]
-        lines.append(f"| {size} (ours, {dataset.name}) | " + " | ".join(cells) + " |")
-        if size in PAPER_ECSSD:
-            names = {lab: prov.name for lab, prov in zip(labels, providers, strict=True)}
-            ref = [f"{PAPER_ECSSD[size][names.get(p, p)]:.4f}" if names.get(p, p) in PAPER_ECSSD[size] else "n/a"
-                   for p in cols]
-            lines.append(f"| {size} paper (ECSSD) | " + " | ".join(ref) + " |")
-    lines += ["", "## All metrics", "",
-              "MAE as in the SO code (8-bit map, GT > 128, mean of per-image values); S-measure, max F-measure "
-              "(beta^2 = 0.3) and mean / max E-measure from pysodmetrics. `K req.` / `K` are the mean requested "
-              "and obtained superpixel counts per image; times are per-image medians (provider: when the label "
-              "map was computed, possibly by an earlier run; SO excludes the superpixels), wall and CPU seconds "
-              "(CPU: `time.process_time` of the single-threaded worker, what the work costs without waiting for "
-              "other jobs on the machine).", "",
-              "| row | provider | images | K req. | K | MAE | S | max F | mean E | max E | provider s | SO s "
-              "| provider CPU s | SO CPU s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['size']} | {r['provider']} | {r['n_images']} | {r['mean_requested']:.1f} | "
-                     f"{r['mean_superpixels']:.1f} | {r['mae']:.4f} | {r['s_measure']:.4f} | {r['max_f']:.4f} | "
-                     f"{r['mean_e']:.4f} | {r['max_e']:.4f} | {r['median_provider_s']:.3f} | {r['median_so_s']:.3f} | "
-                     f"{r['median_provider_cpu_s']:.3f} | {r['median_so_cpu_s']:.3f} |")
-    if comps:
-        n_img = comps[0]["n"]
-        lines += ["", "## Is SIN's difference larger than the noise?", "",
-                  f"Paired bootstrap over images ({N_BOOT} resamples, seed 0): the mean per-image difference "
-                  "SIN minus the other provider and its 95 % percentile interval, for the metrics that are means "
-                  "of per-image values (max F is a maximum over thresholds of the mean curve and has no per-image "
-                  f"decomposition). Per-image values: `{path.stem}_per_image.csv.gz`."
-                  + (" With this few images the intervals are wide and say little." if n_img < 30 else ""), ""]
-        df = pd.DataFrame([{"row": c["size"], "SIN minus": c["other"], "metric": PAIRED[c["metric"]],
-                            "mean diff": c["diff"], "95 % CI low": c["lo"], "95 % CI high": c["hi"],
-                            "beyond noise": "yes" if c["significant"] else "no"} for c in comps])
-        lines += [markdown_table(df, {"mean diff": "+.4f", "95 % CI low": "+.4f", "95 % CI high": "+.4f"}), ""]
-        for size in sizes:
-            lines.append(f"**{size} superpixels.**")
-            lines += [f"* {_sentence(c)}" for c in comps if c["size"] == size and c["metric"] == "mae"]
-            lines.append("")
-        # MAE and S / E can disagree: MAE rewards maps that are dark on the background, S and E
-        # reward structure and contrast; say where the sign flips instead of hiding it.
-        flips = []
-        for c in comps:
-            if c["metric"] == "mae":
-                continue
-            m = next(x for x in comps if x["size"] == c["size"] and x["other"] == c["other"] and x["metric"] == "mae")
-            sin_better_mae, sin_better_here = m["diff"] < 0, c["diff"] > 0
-            if sin_better_mae != sin_better_here:
-                flips.append(f"{c['other']} at {c['size']} on {PAIRED[c['metric']]} "
-                             f"({'significant' if c['significant'] else 'within the noise'})")
-        if flips:
-            lines += ["Where the order reverses relative to MAE: " + "; ".join(flips) + ". MAE scores the raw map "
-                      "against the binary mask (a map that is uniformly dark on the background wins), while S- and "
-                      "E-measure min-max normalise each map and score region/object structure and alignment, so "
-                      "a provider can lead on one and trail on the other.", ""]
-    lines += ["## How every method gets its superpixel count", "",
-              "* Row S requests `K = round(h * w * S / 120000)` superpixels per image: `round(h w / 600)` for the "
-              "200 row and `round(h w / 300)` for 400, the SO demo's `pixNumInSP` rule (about 200 / 400 on a "
-              "300 x 400 image).",
-              f"* `slic`: scikit-image SLIC with compactness {SO_DEMO_SLIC_COMPACTNESS:g} (the SO demo's `SLIC_mex` "
-              "value; a different implementation from the compiled one the paper used), count calibrated towards K.",
-              "* `snic`, `ers`, `ssn`, `grid`: K passed to the provider.",
-              "* `sin`: K goes through SIN's seed-grid rule `sin.geometry.grid_shape(K, h, w)` (about square "
-              "cells), so SIN yields `n * m` superpixels (e.g. 12 x 17 = 204 for K = 200 on 300 x 400). The released "
-              "SIN script instead resized each image by a fixed 0.7 factor, about 252 superpixels on 300 x 400, so "
-              "its 200 row used more superpixels than the others.",
-              "* `ssn` and `grid` are extras outside the paper's table (SSN: the deep reference; grid: trivial "
-              "baseline).", "",
-              "## Providers", "", "| provider | spec | fingerprint tag | weights (sha256) |", "|---|---|---|---|"]
-    for prov, lab in zip(providers, labels, strict=True):
-        info = provider_info(prov)
-        w = f"`{info['weights']}` ({info['sha256'][:12]})" if info["sha256"] else (
-            "UNTRAINED" if info["trained"] is False else "")
-        lines.append(f"| {lab} | `{info['spec']}` | `{info['tag']}` | {w} |")
-    lines.append("")
-    if skipped:
-        lines += ["## Skipped providers", "", f"Could not be resolved when this ran: {', '.join(skipped)}.", ""]
-    if dataset.skipped or failed:
-        lines += ["## Images left out", ""]
-        lines += [f"* `{n}`: {why}" for n, why in dataset.skipped]
-        lines += [f"* `{n}`: " + "; ".join(f"{w}: {e}" for w, e in errs) for n, errs in failed.items()]
-        lines.append("")
-    shown = ", ".join(n for n, _ in picks)
-    lines += [f"Example maps: `{path.stem}_examples.png` ({shown}; chosen as {pick_rule}).", ""]
-    write_text(path, "\n".join(lines))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", required=True, type=Path,
-                    help="dataset folder: images/ with ground_truth_mask/ (ECSSD) or masks/")
-    add_provider_args(ap, default=DEFAULT_PROVIDERS)
-    ap.add_argument("--n-segments", nargs="+", type=positive_int, default=[200, 400], metavar="S",
-                    help="table rows: row S requests round(h*w*S/120000) superpixels per image")
-    ap.add_argument("--so-params", default="code", choices=["code", "paper"], help="SO constants")
-    ap.add_argument("--processes", type=positive_int, default=2, help="worker processes (1: run here)")
-    ap.add_argument("--threads", type=positive_int, default=1, help="torch/OpenCV/numba threads per worker")
-    ap.add_argument("--out", type=Path, default=REPO / "results" / "saliency")
-    ap.add_argument("--cache", type=Path, default=None,
-                    help="cache root (labels/ and saliency/ under it); default: sin.paths.cache_root()")
-    ap.add_argument("--limit", type=positive_int, default=None, help="only the first N images (smoke runs)")
-    ap.add_argument("--examples", type=positive_int, default=3, help="example rows in the figure")
-    ap.add_argument("--recompute", action="store_true", help="recompute every label and SO map even if cached")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    return ap
-
-
-def main(argv=None) -> list[dict]:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args, argv)
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-
-
-def run(args, argv=None) -> list[dict]:
+def run(config: Config, argv=None) -> tuple[list[dict], int]:
+    """The benchmark: ``(rows, exit code)`` (1 when images were left out, each listed)."""
     import datetime as _dt
 
     from sin.paths import cache_root
 
-    t_start = time.perf_counter()
-    load_before = os.getloadavg()[0]
-    providers, skipped = table_providers(args.providers, skip_unavailable=args.skip_unavailable)
+    if config.from_per_image is not None:
+        return from_per_image(config, argv)
+    t_start, load_before = time.perf_counter(), os.getloadavg()[0]
+    out = A.output_dir(config.out or REPO / "results" / "saliency")
+    providers, skipped = table_providers(config.providers, skip_unavailable=config.skip_unavailable)
+    probe_providers(providers)  # a provider that cannot run at all (corrupt weights) stops here, in one line
     labels = provider_labels(providers)
-    sizes = list(dict.fromkeys(args.n_segments))
-    so_params = resolve_so_params(args.so_params)
-    dataset = SaliencyDataset(args.dataset, missing_masks="skip")
+    sizes = list(dict.fromkeys(config.n_segments))
+    dataset = SaliencyDataset.open(config.dataset, config.data_root, missing_masks="skip")
     dataset.check()
-    if args.limit is not None:
-        dataset.items = dataset.items[: args.limit]
+    dataset.items = dataset.items[: config.limit]
     for name, why in dataset.skipped:
         print(f"skipping image {name}: {why}", file=sys.stderr)
     if not dataset.items:
-        raise SystemExit(f"error: no usable image in {args.dataset}")
-    root = Path(args.cache) if args.cache is not None else cache_root()
-
-    results = compute(dataset, providers, sizes, so_params, cache_root=root, processes=args.processes,
-                      threads=args.threads, recompute=args.recompute, progress=not args.quiet)
-    rows, per_image, failed = summarise(results, providers, labels, sizes, dataset.name)
+        raise ValueError(f"no usable image in {dataset.root}")
+    root = cache_root(config.cache)
+    results = compute(dataset, providers, sizes, config.so_params, cache_root=root, processes=config.processes,
+                      threads=config.threads, recompute=config.recompute, progress=not config.quiet)
+    per_image, agg, failed = per_image_frame(results, labels, sizes, dataset.name)
     for name, errs in failed.items():
         print(f"left out image {name}: " + "; ".join(f"{w}: {e}" for w, e in errs), file=sys.stderr)
-    comps = comparisons(per_image, labels, sizes)
-    picks, rule = example_picks(per_image, labels, sizes[0], args.examples)
-
-    stem = f"table2_{dataset.name}" + ("" if args.so_params == "code" else f"_{args.so_params}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    shown = [str(a) for a in (argv if argv is not None else sys.argv[1:])]
-    command = "python -m benchmarks.sod_table " + " ".join(shown)
-    example_figure(dataset, picks, results, providers, labels, sizes[0], args.out / f"{stem}_examples.png")
-    write_csv(pd.DataFrame([{"dataset": dataset.name, **r} for r in rows]), args.out / f"{stem}.csv",
-              float_format="%.6f")
-    write_csv(per_image, args.out / f"{stem}_per_image.csv.gz", float_format="%.6f")
-    info = machine_info()
-    run_info = {"date": _dt.date.today().isoformat(), "wall_s": time.perf_counter() - t_start,
-                "processes": args.processes, "computed": sum(r["computed"] for r in results),
-                "reused": sum(r["reused"] for r in results), "cpu_count": info["cpu_count"],
-                "load_before": load_before, "load_after": os.getloadavg()[0],
+    picks, rule = example_picks(per_image, labels, sizes[0], config.examples)
+    stem = _stem(config)
+    example_figure(dataset, picks, results, labels, sizes[0], out / f"{stem}_examples.png")
+    write_csv(per_image, out / f"{stem}_per_image.csv.gz", float_format="%.6f")
+    machine = R.machine_info()
+    run_info = {"wall_s": time.perf_counter() - t_start, "processes": config.processes,
+                "computed": sum(r["computed"] for r in results), "reused": sum(r["reused"] for r in results),
+                "cpu_count": machine["cpu_count"], "load_before": load_before, "load_after": os.getloadavg()[0],
                 "cpu_s": sum(r.get("cpu_s", 0.0) for r in results)}
     run_info["cpu_per_image"] = run_info["cpu_s"] / max(1, len(results))
-    write_markdown(args.out / f"{stem}.md", dataset, rows, providers, labels, sizes, comps, skipped=skipped,
-                   failed=failed, so_params_name=args.so_params, command=command, run=run_info, pick_rule=rule,
-                   picks=picks)
+    record = {"script": "benchmarks.sod_table", "command": R.command_line(argv), "machine": machine,
+              "date": _dt.date.today().isoformat(), "run": run_info, "skipped_providers": skipped,
+              "protocol": {"preset": SIN_PAPER.name, "rows": sizes, "count_rule": SIN_PAPER.count_rule,
+                           "slic_compactness": SIN_PAPER.slic_compactness, "so_params": config.so_params},
+              "providers": [{"method": lab, **{k: v for k, v in R.provider_info(p).items() if k != "note"}}
+                            for p, lab in zip(providers, labels)],
+              "dataset": {"name": dataset.name, "n_images": len(results),
+                          "skipped": [list(s) for s in dataset.skipped],
+                          "failed": [[n, "; ".join(f"{w}: {e}" for w, e in errs)] for n, errs in failed.items()]},
+              "examples": {"rule": rule, "picks": [list(p) for p in picks]}, "history": []}
+    rows = write_tables(out, stem, per_image, agg, record)
     for r in rows:
         print(f"{r['size']:>5} {r['provider']:>6}  K={r['mean_superpixels']:.1f}  MAE={r['mae']:.4f}  "
               f"S={r['s_measure']:.4f}  maxF={r['max_f']:.4f}  meanE={r['mean_e']:.4f}  "
@@ -577,9 +374,66 @@ def run(args, argv=None) -> list[dict]:
               f"SO {r['median_so_s']:.3f} s ({r['median_so_cpu_s']:.3f} CPU)")
     print(f"wall time {run_info['wall_s']:.1f} s ({run_info['computed']} maps computed, {run_info['reused']} reused); "
           f"worker CPU {run_info['cpu_s']:.1f} s ({run_info['cpu_per_image']:.2f} s per image); "
-          f"wrote {args.out / stem}.{{md,csv}}, _per_image.csv.gz, _examples.png")
-    return rows
+          f"wrote {out / stem}.{{md,csv,json}}, _per_image.csv.gz, _examples.png")
+    left_out = bool(failed or dataset.skipped)
+    return rows, A.EXIT_PARTIAL if left_out else A.EXIT_OK
+
+
+def from_per_image(config: Config, argv=None) -> tuple[list[dict], int]:
+    """``--from-per-image``: the tables of an earlier run from its per-image scores and sidecar."""
+    import datetime as _dt
+
+    src, stem = Path(config.from_per_image), _stem(config)
+    out = A.output_dir(config.out or src)
+    per_src = src / f"{stem}_per_image.csv.gz"
+    if not per_src.is_file():
+        raise FileNotFoundError(f"--from-per-image: no {per_src.name} in {src}")
+    record = R.read_sidecar(src / f"{stem}.md", required=("providers", "protocol", "dataset", "run"))
+    per_image = pd.read_csv(per_src, dtype={"image": str, "provider": str})
+    old = pd.read_csv(src / f"{stem}.csv", dtype={"provider": str})  # max F / max E: maxima of mean curves
+    agg = {}
+    for r in old.to_dict("records"):
+        d = per_image[(per_image["size"] == r["size"]) & (per_image["provider"] == r["provider"])]
+        agg[(int(r["size"]), r["provider"])] = {
+            "n_images": int(d["image"].nunique()), "max_f": float(r["max_f"]), "max_e": float(r["max_e"]),
+            **{m: float(np.mean(d[m].to_numpy(float))) for m in ("mae", "s_measure", "mean_e")}}
+    if out.resolve() != src.resolve():
+        for suffix in ("_per_image.csv.gz", "_examples.png"):
+            if (src / f"{stem}{suffix}").is_file():
+                shutil.copyfile(src / f"{stem}{suffix}", out / f"{stem}{suffix}")
+    record["history"] = [*record.get("history", []), {
+        "command": R.command_line(argv), "date": _dt.date.today().isoformat(),
+        "what": f"tables re-derived from {per_src.name} (no map recomputed; max F and max E from {stem}.csv)"}]
+    rows = write_tables(out, stem, per_image, agg, record)
+    print(f"re-derived {len(rows)} rows from {per_src}; results in {out}", file=sys.stderr)
+    return rows, A.EXIT_OK
+
+
+def build_parser() -> A.Parser:
+    ap = A.Parser(prog="python -m benchmarks.sod_table", description=__doc__.split("\n\n")[0])
+    A.add_dataset_args(ap, what="salient-object dataset (a folder with images/ and ground_truth_mask/ or masks/)")
+    A.add_provider_args(ap, default=DEFAULT_PROVIDERS)
+    ap.add_argument("--n-segments", nargs="+", type=A.positive_int, metavar="S",
+                    help="table rows: row S requests round(h*w*S/120000) superpixels per image")
+    ap.add_argument("--so-params", choices=["code", "paper"], help="SO constants (default: the preset's, code)")
+    ap.add_argument("--processes", type=A.positive_int, help="worker processes (1: run here)")
+    ap.add_argument("--threads", type=A.positive_int, help="torch/OpenCV/numba threads per worker")
+    ap.add_argument("--out", type=Path, help="output folder (default results/saliency)")
+    A.add_cache_args(ap)
+    ap.add_argument("--limit", type=A.positive_int, help="only the first N images (smoke runs)")
+    ap.add_argument("--examples", type=A.positive_int, help="example rows in the figure")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--from-per-image", type=Path, metavar="DIR",
+                    help="re-derive the tables from DIR/table2_<dataset>_per_image.csv.gz and its sidecar")
+    A.config_defaults(ap, Config)
+    return ap
+
+
+def main(argv=None) -> int:
+    """Command line; returns the exit code (see the module notes)."""
+    args = build_parser().parse_args(argv)
+    return A.run_cli(lambda: run(A.config_from_args(Config, args), argv)[1])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

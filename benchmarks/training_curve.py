@@ -11,12 +11,12 @@ run, so the curve can be re-plotted without the run folders, which stay outside 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
 from benchmarks._common import write_csv, write_figure
+from sin import argtypes as A
 
 
 def read_log(run: Path) -> pd.DataFrame:
@@ -59,13 +59,21 @@ def plot(logs: dict, path: Path, window: int) -> None:
     write_figure(fig, path)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> A.Parser:
+    ap = A.Parser(prog="python -m benchmarks.training_curve", description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--out", type=Path, default=Path("results/training"))
     ap.add_argument("--name", default="loss_curve")
-    ap.add_argument("--window", type=int, default=25, help="running-median window in log rows")
-    args = ap.parse_args(argv)
+    ap.add_argument("--window", type=A.positive_int, default=25, help="running-median window in log rows")
+    return ap
+
+
+def main(argv=None) -> int:
+    """Command line; returns the exit code (0 done, 2 usage error or a missing / malformed log, one line)."""
+    return A.cli_main(build_parser, run, argv)
+
+
+def run(args) -> int:
     logs = {run.name: read_log(run) for run in args.runs}
     plot(logs, args.out / f"{args.name}.png", args.window)
     merged = pd.concat([df.assign(run=name) for name, df in logs.items()], ignore_index=True)

@@ -22,12 +22,14 @@ Usage::
     python -m benchmarks.training_readme_facts [--data-root DIR] [--images 40] [--out results/training]
         [--cache DIR] [--recompute] [--check]
 
-``--check`` writes nothing and exits 1 (one line on stderr) if the README would change.
+``--data-root`` is the BSDS500 folder (default ``$SIN_BSDS500``, else ``$SIN_DATA_ROOT/BSDS500``),
+``--cache`` the cache root (label maps in ``<cache>/labels``; default :func:`sin.paths.cache_root`).
+``--check`` writes nothing and exits 1 (one line on stderr) if the README would change. Exit code 2:
+a usage error or a missing / malformed input (one line on stderr).
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -37,6 +39,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from benchmarks._common import REPO, command_line, markdown_table, write_csv, write_text
+from sin import argtypes as A
 
 SIZES = (300, 600, 1000)
 PROVIDERS = ("slic", "snic", "ers")
@@ -51,6 +54,16 @@ SNAPSHOT_RUN = "cpu_final"
 # data
 # ------------------------------------------------------------------------------------------
 
+def label_maps(data, n_images: int, providers, sizes, cache):
+    """``(image_id, gts, provider, k, labels)`` for the first ``n_images`` of ``data``, every provider
+    and size, through the label cache (the one loop over images; the place to switch to a shared runner)."""
+    for i in tqdm(range(min(n_images, len(data))), desc="reference rows", unit="img"):
+        image_id, image, gts = data[i]
+        for prov in providers:
+            for k in sizes:
+                yield image_id, gts, prov, k, cache.labels(prov, image, k)[0]
+
+
 def reference_rows(data, n_images: int, sizes=SIZES, providers=PROVIDERS, cache=None) -> pd.DataFrame:
     """SLIC / SNIC / ERS on ``data[0..n_images)``: one row per (method, K), mean over all pairs."""
     from sin.metrics import aggregate, evaluate
@@ -60,14 +73,10 @@ def reference_rows(data, n_images: int, sizes=SIZES, providers=PROVIDERS, cache=
     n = min(n_images, len(data))
     provs = [get_provider(p) for p in providers]
     per_pair = []
-    for i in tqdm(range(n), desc="reference rows", unit="img"):
-        image_id, image, gts = data[i]
-        for prov in provs:
-            for k in sizes:
-                labels, _ = cache.labels(prov, image, k, image_id=image_id)
-                df = evaluate(labels, gts, image_id=image_id)
-                df["method"], df["n_segments"] = prov.name, k
-                per_pair.append(df)
+    for image_id, gts, prov, k, labels in label_maps(data, n, provs, sizes, cache):
+        df = evaluate(labels, gts, image_id=image_id)
+        df["method"], df["n_segments"] = prov.name, k
+        per_pair.append(df)
     pairs = pd.concat(per_pair, ignore_index=True)
     rows = []
     for prov in provs:
@@ -205,42 +214,37 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pat.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(3), text)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", default=None, help="BSDS500 root (default: $SIN_BSDS500 / ../shared/data)")
-    ap.add_argument("--images", type=int, default=40, help="first N test images (as the snapshots)")
+def build_parser() -> A.Parser:
+    ap = A.Parser(prog="python -m benchmarks.training_readme_facts", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="BSDS500 folder (default: $SIN_BSDS500, else $SIN_DATA_ROOT/BSDS500)")
+    ap.add_argument("--images", type=A.positive_int, default=40, help="first N test images (as the snapshots)")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "training")
-    ap.add_argument("--cache", type=Path, default=None, help="label cache root (default: the shared label cache)")
-    ap.add_argument("--recompute", action="store_true", help="ignore cached label maps")
+    A.add_cache_args(ap)
     ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if the README would change")
-    args = ap.parse_args(argv)
+    return ap
 
+
+def run(args) -> int:
     from sin.datasets import BSDS500
+    from sin.paths import cache_root
     from sin.providers import LabelCache
 
     readme = args.out / "README.md"
-    try:
-        text = readme.read_text()
-        snaps = snapshot_rows(pd.read_csv(args.out / "snapshots.csv"))
-        loss = pd.read_csv(args.out / "loss_comparison.csv")
-        data = BSDS500(args.data_root, "test")
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    text = readme.read_text()
+    snaps = snapshot_rows(pd.read_csv(args.out / "snapshots.csv"))
+    loss = pd.read_csv(args.out / "loss_comparison.csv")
+    data = BSDS500(args.data_root, "test")
     images = sorted(set(snaps.images))
     if images != [args.images]:
-        print(f"error: snapshots.csv was evaluated on {images} images, not --images {args.images}", file=sys.stderr)
-        return 2
-    ref = reference_rows(data, args.images, cache=LabelCache(args.cache, recompute=args.recompute))
+        raise ValueError(f"snapshots.csv was evaluated on {images} images, not --images {args.images}")
+    ref = reference_rows(data, args.images, cache=LabelCache(cache_root(args.cache) / "labels",
+                                                             recompute=args.recompute))
     full_csv = args.out.parent / "bsds500" / "quality.csv"
     full = pd.read_csv(full_csv) if full_csv.exists() else None
-    try:
-        new = replace_block(text, "snapshot-table", snapshot_table(snaps, ref))
-        new = replace_block(new, "reference-note", reference_note(snaps, ref, full))
-        new = replace_block(new, "loss-claim", loss_claim(loss))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    new = replace_block(text, "snapshot-table", snapshot_table(snaps, ref))
+    new = replace_block(new, "reference-note", reference_note(snaps, ref, full))
+    new = replace_block(new, "loss-claim", loss_claim(loss))
     if args.check:
         if new != text:
             print(f"{readme} is out of date: run {command_line().replace(' --check', '')}", file=sys.stderr)
@@ -251,6 +255,11 @@ def main(argv=None) -> int:
         write_text(readme, new)
     print(ref[["method", "n_segments", "asa", "rec", "co"]].to_string(index=False))
     return 0
+
+
+def main(argv=None) -> int:
+    """Command line; returns the exit code (0 done, 1 ``--check`` found the README out of date, 2 error)."""
+    return A.cli_main(build_parser, run, argv)
 
 
 if __name__ == "__main__":

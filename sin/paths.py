@@ -13,7 +13,9 @@ cache root     ``SIN_CACHE_DIR``        ``<repo>/cache`` in a source checkout, e
 =============  =======================  ===================================================
 
 Single files have their own variables on top (``SIN_BSDS500``, ``SIN_SSN_WEIGHTS``,
-``SIN_DEEPLAB_WEIGHTS``, ...); :func:`resolve` is the rule they all follow.
+``SIN_DEEPLAB_WEIGHTS``, ...); :func:`resolve` is the rule they all follow, and
+:func:`deeplab_weights` / :func:`deeplab_tflite` are the DeepLab trunk's files
+(``$SIN_DEEPLAB_WEIGHTS``, else under the weights root, itself ``$SIN_WEIGHTS_ROOT``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["REPO", "cache_root", "data_root", "resolve", "weights_root"]
+__all__ = ["DEEPLAB_TFLITE_FILE", "DEEPLAB_WEIGHTS_FILE", "REPO", "cache_root", "data_root", "deeplab_tflite",
+           "deeplab_weights", "resolve", "weights_root"]
 
 #: The source checkout this package was imported from (``sin/..``). For an installed
 #: (non-editable) package this is ``site-packages``: see :func:`cache_root`.
 REPO = Path(__file__).resolve().parents[1]
+
+#: File names of the DeepLabv3 MobileNetV2 (depth 0.5) trunk under the weights root: the PyTorch
+#: port of the TFLite model, and the TFLite model itself (only the port check reads it).
+DEEPLAB_WEIGHTS_FILE = "deeplabv3_mnv2_dm05_tflite_weights.pt"
+DEEPLAB_TFLITE_FILE = "deeplabv3_257_mv_gpu.tflite"
 
 
 def _is_source_checkout() -> bool:
@@ -63,3 +71,16 @@ def cache_root(root=None) -> Path:
     else:
         default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sin"
     return resolve(root, "SIN_CACHE_DIR", default)
+
+
+def deeplab_weights(path=None) -> Path:
+    """The DeepLab trunk weights: ``path``, else ``$SIN_DEEPLAB_WEIGHTS``, else
+    ``<weights root>/deeplabv3_mnv2_dm05_tflite_weights.pt`` (the weights root follows
+    ``$SIN_WEIGHTS_ROOT``). Not checked for existence: the caller says what is missing."""
+    return resolve(path, "SIN_DEEPLAB_WEIGHTS", weights_root() / DEEPLAB_WEIGHTS_FILE)
+
+
+def deeplab_tflite(path=None) -> Path:
+    """The TFLite DeepLab model the port is checked against: ``path``, else
+    ``$SIN_DEEPLAB_TFLITE``, else ``<weights root>/deeplabv3_257_mv_gpu.tflite``."""
+    return resolve(path, "SIN_DEEPLAB_TFLITE", weights_root() / DEEPLAB_TFLITE_FILE)

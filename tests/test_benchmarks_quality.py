@@ -1,6 +1,7 @@
 """End-to-end quality benchmark on two tiny generated images (fast, no real data needed)."""
 
 import gzip
+import re
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,17 @@ from PIL import Image
 
 from benchmarks import superpixel_quality
 from benchmarks._common import markdown_table
+from benchmarks._report import read_sidecar, write_sidecar
+from sin import argtypes as A
 from sin.io import write_labels
+
+
+def _run(argv, rc=0):
+    """The benchmark's summary for ``argv`` (through the parser and its config), checking the exit code."""
+    config = A.config_from_args(superpixel_quality.Config, superpixel_quality.build_parser().parse_args(argv))
+    summary, code = superpixel_quality.run(config, argv)
+    assert code == rc
+    return summary
 
 
 def _make_folder(root, rng):
@@ -37,8 +48,8 @@ def test_quality_pipeline_end_to_end(tmp_path, rng, capsys):
     out, cache = tmp_path / "out", tmp_path / "cache"
     argv = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--providers", "grid", "slic",
             "--n-segments", "12", "30", "--processes", "1", "--out", str(out), "--cache", str(cache), "--no-progress"]
-    summary = superpixel_quality.main(argv)
-    for name in ("quality.csv", "pairs.csv.gz", "quality.md", "matched.csv", "asa_vs_k.png", "co_vs_k.png",
+    summary = _run(argv)
+    for name in ("quality.csv", "pairs.csv.gz", "quality.md", "quality.json", "matched.csv", "asa_vs_k.png", "co_vs_k.png",
                  "br_bp.png", "fig5.png"):
         assert (out / name).stat().st_size > 0, name
     q = pd.read_csv(out / "quality.csv")
@@ -61,12 +72,15 @@ def test_quality_pipeline_end_to_end(tmp_path, rng, capsys):
     assert row["sp"] == pytest.approx(g.drop_duplicates("image")["sp"].mean())
     md = (out / "quality.md").read_text()
     assert "| grid | 12 |" in md and "Aggregation: **mean**" in md
+    record = read_sidecar(out / "quality.md")
+    assert [p["method"] for p in record["providers"]] == ["grid", "slic"] and record["failures"] == []
+    assert record["protocol"]["dataset"] == "folder" and record["protocol"]["processes"] == 1
     assert len(list(cache.rglob("*.npz"))) == 2 * 2 * 2
     err = capsys.readouterr().err
     assert "8 label maps computed, 0 from cache" in err
 
     # resumable: a second run reuses every cached map and gives the same numbers
-    again = superpixel_quality.main(argv + ["--aggregate", "worst", "--no-plots"])
+    again = _run(argv + ["--aggregate", "worst", "--no-plots"])
     assert "0 label maps computed, 8 from cache" in capsys.readouterr().err
     assert np.allclose(again["sp"], summary["sp"])
     # worst GT: per image the minimum ASA / maximum UE_NP over its GTs, then the mean over images
@@ -85,28 +99,29 @@ def test_corrupted_cache_file_is_recomputed(tmp_path, rng, capsys):
     argv = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--providers", "grid",
             "--n-segments", "12", "--processes", "1", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"),
             "--no-progress", "--no-plots"]
-    first = superpixel_quality.main(argv)
+    first = _run(argv)
     victim = min((tmp_path / "c").rglob("*.npz"))
     victim.write_bytes(b"garbage")
-    second = superpixel_quality.main(argv)
+    second = _run(argv)
     assert "1 label maps computed, 1 from cache" in capsys.readouterr().err
     same = [c for c in first.columns if c != "seconds_per_image"]  # the recomputed map has a new timing
     pd.testing.assert_frame_equal(first[same], second[same])
-    superpixel_quality.main(argv + ["--recompute"])
+    _run(argv + ["--recompute"])
     assert "2 label maps computed, 0 from cache" in capsys.readouterr().err
 
 
-def test_unknown_methods_are_reported_with_the_available_ones(tmp_path, rng):
+def test_unknown_methods_are_reported_with_the_available_ones(tmp_path, rng, capsys):
     imgs, labs = _make_folder(tmp_path, rng)
     base = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--n-segments", "12",
             "--processes", "1", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"), "--no-progress",
             "--no-plots"]
-    with pytest.raises(SystemExit, match=r"unknown superpixel provider 'nosuch'; available: .*grid"):
-        superpixel_quality.main(base + ["--providers", "grid", "nosuch"])
-    summary = superpixel_quality.main(base + ["--providers", "grid", "nosuch", "--skip-unavailable"])
+    assert superpixel_quality.main(base + ["--providers", "grid", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.match(r"error: unknown superpixel provider 'nosuch'; available: .*grid", err)
+    summary = _run(base + ["--providers", "grid", "nosuch", "--skip-unavailable"])
     assert list(summary["method"]) == ["grid"]
-    with pytest.raises(SystemExit, match="--images"):
-        superpixel_quality.main(["--dataset", "folder", "--providers", "grid"])
+    assert superpixel_quality.main(["--dataset", "folder", "--providers", "grid"]) == 2
+    assert "--images" in capsys.readouterr().err
 
 
 def test_matched_reads_each_curve_at_equal_actual_counts():
@@ -133,9 +148,9 @@ def test_quality_pipeline_in_worker_processes(tmp_path, rng):
     imgs, labs = _make_folder(tmp_path, rng)
     common = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--providers", "grid", "slic",
               "--n-segments", "12", "--no-progress", "--no-plots"]
-    serial = superpixel_quality.main(common + ["--processes", "1", "--out", str(tmp_path / "a"),
+    serial = _run(common + ["--processes", "1", "--out", str(tmp_path / "a"),
                                                "--cache", str(tmp_path / "ca")])
-    parallel = superpixel_quality.main(common + ["--processes", "2", "--out", str(tmp_path / "b"),
+    parallel = _run(common + ["--processes", "2", "--out", str(tmp_path / "b"),
                                                  "--cache", str(tmp_path / "cb")])
     cols = ["method", "n_segments", "sp", "asa", "rec", "pre", "co"]
     pd.testing.assert_frame_equal(serial[cols], parallel[cols])
@@ -153,7 +168,7 @@ def test_other_copy_of_the_dataset_with_other_pixels_is_recomputed(tmp_path, rng
     cache = tmp_path / "cache"
 
     def run(imgs, out, cache_dir):
-        return superpixel_quality.main(["--dataset", "folder", "--images", str(imgs), "--labels", str(labs),
+        return _run(["--dataset", "folder", "--images", str(imgs), "--labels", str(labs),
                                         "--providers", "slic", "--n-segments", "12", "--processes", "1",
                                         "--out", str(out), "--cache", str(cache_dir), "--no-progress", "--no-plots"])
 
@@ -180,7 +195,7 @@ def test_user_provider_from_an_import_path(tmp_path, rng, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     imgs, labs = _make_folder(tmp_path, rng)
     out = tmp_path / "out"
-    summary = superpixel_quality.main(
+    summary = _run(
         ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--providers", "userspx.stripes:stripes",
          "userspx.stripes:stripes:width=16", "--n-segments", "8", "--processes", "1", "--out", str(out),
          "--cache", str(tmp_path / "c"), "--no-progress", "--no-plots"])
@@ -188,7 +203,7 @@ def test_user_provider_from_an_import_path(tmp_path, rng, monkeypatch):
     assert list(summary["sp"]) == [8.0, 4.0]  # 64 px wide: 8 stripes of 8 px, 4 of 16 px
     md = (out / "quality.md").read_text()
     assert "| stripes |" in md and "| stripes:width=16 |" in md
-    tags = {p.relative_to(tmp_path / "c").parts[0] for p in (tmp_path / "c").rglob("*.npz")}
+    tags = {p.relative_to(tmp_path / "c" / "labels").parts[0] for p in (tmp_path / "c").rglob("*.npz")}
     assert len(tags) == 2 and all(t.startswith("stripes-") for t in tags)  # one cache tag per setting
 
 
@@ -275,20 +290,91 @@ def test_paired_differences_are_the_matched_differences_and_count_images():
     assert np.isnan(paired.loc["sin", "asa@400_diff_vs_sin"])
 
 
-def test_from_pairs_resummarizes_without_running_providers(tmp_path):
+def _sidecar(methods, **extra):
+    return {"command": "the original command", "machine": {"cpu_count": 2, "load_avg_1_5_15": [1.0, 2.0, 3.0]},
+            "protocol": {"dataset": "bsds500", "split": "test", "limit": None, "processes": 3,
+                         "dataset_label": "bsds500 (test)", "gt_protocol": "as stored", "tolerance": "1 px"},
+            "providers": [{"method": m, "spec": m, "tag": f"{m}-0123", "weights": None, "sha256": None,
+                           "trained": None} for m in methods], "failures": [], "history": [], **extra}
+
+
+def test_from_pairs_resummarizes_from_the_pairs_and_the_sidecar(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     pairs = _pairs_table()
     pairs["image"] = pairs["image"].map({"a": "0012", "b": "0013", "c": "0100"})  # ids that look numeric
     superpixel_quality.write_csv(pairs, run / "pairs.csv.gz")
-    (run / "quality.md").write_text("# old\n\n## Provenance\n\nCommand: `the original command`\n")
+    (run / "quality.md").write_text("# old page: never read\n")
     out = tmp_path / "again"
-    summary = superpixel_quality.main(["--from-pairs", str(run), "--out", str(out), "--no-plots"])
+    assert superpixel_quality.main(["--from-pairs", str(run), "--no-plots"]) == 2  # no sidecar: one line
+    assert "no provenance sidecar" in capsys.readouterr().err
+    write_sidecar(run / "quality.md", _sidecar(["sin", "x"]))
+    summary = _run(["--from-pairs", str(run), "--out", str(out), "--no-plots"])
     assert list(summary["method"]) == ["sin", "sin", "x", "x"]
     m = pd.read_csv(out / "matched.csv")
     assert "asa@600_diff_vs_sin_lo" in m.columns and "asa@600_n_better" in m.columns
     md = (out / "quality.md").read_text()
-    assert "the original command" in md and "re-summarized" in md and "excludes 0" in md or "includes 0" in md
+    assert "Command: `the original command`" in md and "Tables re-summarized from `pairs.csv.gz` by `" in md
+    assert "inside the 3 parallel workers" in md and "load_avg_1_5_15=(1.0, 2.0, 3.0)" in md  # from the sidecar
+    assert "excludes 0" in md or "includes 0" in md
+    record = read_sidecar(out / "quality.md")
+    assert record["command"] == "the original command" and len(record["history"]) == 1
+    assert record["history"][0]["source"] == "pairs.csv.gz"
     assert set(pd.read_csv(out / "pairs.csv.gz", dtype={"image": str})["image"]) == {"0012", "0013", "0100"}
-    with pytest.raises(SystemExit, match="no such file"):
-        superpixel_quality.main(["--from-pairs", str(tmp_path / "nothing"), "--no-plots"])
+    # again from the new folder: the history grows, the numbers stay
+    again = _run(["--from-pairs", str(out), "--no-plots"])
+    pd.testing.assert_frame_equal(summary, again)
+    assert len(read_sidecar(out / "quality.md")["history"]) == 2
+    assert superpixel_quality.main(["--from-pairs", str(tmp_path / "nothing"), "--no-plots"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    write_sidecar(run / "quality.md", _sidecar(["sin"]))  # a sidecar of another run
+    assert superpixel_quality.main(["--from-pairs", str(run), "--no-plots"]) == 2
+    assert "does not describe the method(s) x" in capsys.readouterr().err
+
+
+def test_a_failing_image_is_listed_and_the_run_goes_on(tmp_path, rng, monkeypatch, capsys):
+    pkg = tmp_path / "flaky_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mod.py").write_text(
+        "import numpy as np\n\n"
+        "def flaky(image, n_segments):\n"
+        "    if image.shape[0] == 40:\n"
+        "        raise RuntimeError('cannot segment this one')\n"
+        "    return (np.arange(image.shape[1])[None, :] * n_segments // image.shape[1]).repeat(image.shape[0], 0)\n")
+    imgs, labs = _make_folder(tmp_path, rng)
+    Image.fromarray(rng.integers(0, 256, (40, 64, 3), dtype=np.uint8)).save(imgs / "im2.png")  # flaky fails here
+    write_labels((np.arange(64)[None, :] // 32).repeat(40, 0), labs / "im2.npy")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "out"
+    argv = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--providers", "grid",
+            "flaky_pkg.mod:flaky", "--n-segments", "8", "--processes", "1", "--out", str(out), "--cache",
+            str(tmp_path / "c"), "--no-progress", "--no-plots"]
+    summary = _run(argv, rc=1)
+    assert list(summary["n_images"]) == [3, 2]  # grid on all three images, flaky on the two it can do
+    err = capsys.readouterr().err
+    assert "failed: flaky K=8 image im2: RuntimeError: cannot segment this one" in err and "1 FAILED" in err
+    assert read_sidecar(out / "quality.md")["failures"] == [["flaky", 8, "im2",
+                                                            "RuntimeError: cannot segment this one"]]
+    assert "## Failures" in (out / "quality.md").read_text()
+    assert superpixel_quality.main(argv) == 1
+
+
+def test_expected_failures_end_in_one_line_with_exit_2(tmp_path, rng, capsys):
+    imgs, labs = _make_folder(tmp_path, rng)
+    base = ["--dataset", "folder", "--images", str(imgs), "--labels", str(labs), "--n-segments", "8",
+            "--processes", "1", "--cache", str(tmp_path / "c"), "--no-progress", "--no-plots"]
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch file")
+    (tmp_path / "file").write_text("x")
+    cases = [(["--providers", f"sin:weights={bad}", "--out", str(tmp_path / "o1")], "cannot run: cannot read SIN weights"),
+             (["--providers", "grid", "--out", str(tmp_path / "file" / "sub")], "cannot create output folder"),
+             (["--providers", "grid", "--out", str(tmp_path / "file")], "exists and is not a folder")]
+    for extra, match in cases:
+        assert superpixel_quality.main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ") and match in err, err
+    assert not (tmp_path / "o1").exists() or not any((tmp_path / "o1").iterdir())
+    assert superpixel_quality.main(["--dataset", "bsds500", "--data-root", str(tmp_path / "nope"), "--providers",
+                                    "grid", "--out", str(tmp_path / "o2")]) == 2
+    assert "BSDS500 dataset folder not found" in capsys.readouterr().err

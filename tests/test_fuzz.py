@@ -214,8 +214,9 @@ def test_so_saliency_invalid_inputs():
 
     for bad in sorted(BAD_IMAGES):
         _raises_value_error(so_saliency, BAD_IMAGES[bad](), "grid", 20)
-    for k in BAD_K + [10**6]:
+    for k in [k for k in BAD_K if k is not None] + [10**6]:  # None: the preset's count rule
         _raises_value_error(so_saliency, np.zeros((20, 20, 3), np.uint8), "grid", k)
+    _raises_value_error(so_saliency, np.zeros((20, 20, 3), np.uint8), "grid", None, preset=None)
     _raises_value_error(so_saliency, np.zeros((20, 20, 3), np.uint8), "no_such_provider", 20)
 
 

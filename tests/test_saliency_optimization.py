@@ -1,6 +1,7 @@
 """Saliency Optimization: colour conversion, graph pieces, the optimiser, end-to-end behaviour."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -574,3 +575,117 @@ def test_so_segment_count():
     assert so_segment_count(30, 30) == 2  # 1.5 rounds half away from zero, as MATLAB
     with pytest.raises(ValueError):
         so_segment_count(10, 10, 0)
+
+
+# ------------------------------------------------------------------ the SIN paper's protocol as a preset
+def _old_so_count(height, width, size):
+    """The count rule as benchmarks/sod_table.py wrote it before it became the preset (MATLAB round, >= 2)."""
+    return max(2, int(np.floor(height * width * size / 120000.0 + 0.5)))
+
+
+def test_so_saliency_default_is_the_sin_paper_table2_setting():
+    """``so_saliency(image, provider)`` = the Table 2 benchmark's setting before it moved into the preset:
+    K = round(h w S / 120000), SLIC with the SO demo's compactness 20, the released code's SO constants."""
+    from sin.io import SAMPLE_IMAGE, read_image
+    from sin.providers import get_provider
+
+    img = read_image(SAMPLE_IMAGE)[::3, ::3]
+    h, w = img.shape[:2]
+    for row in (200, 400):
+        k = _old_so_count(h, w, row)
+        labels = get_provider("slic", compactness=20.0)(img, k)
+        expected = saliency_optimization(img, labels, so_params="code")
+        smap, got = so_saliency(img, "slic", row=row, return_labels=True) if row != 200 else \
+            so_saliency(img, "slic", return_labels=True)
+        np.testing.assert_array_equal(got, labels)
+        np.testing.assert_array_equal(smap, expected)
+    # an explicit compactness, count or SO constants win over the preset
+    _, lab10 = so_saliency(img, "slic:compactness=10", return_labels=True)
+    np.testing.assert_array_equal(lab10, get_provider("slic")(img, _old_so_count(h, w, 200)))
+    _, lab_kw = so_saliency(img, "slic", 50, compactness=5, return_labels=True)
+    np.testing.assert_array_equal(lab_kw, get_provider("slic", compactness=5)(img, 50))
+    smap, grid = so_saliency(img, "grid", so_params="paper", return_labels=True)
+    np.testing.assert_array_equal(smap, saliency_optimization(img, grid, so_params="paper"))
+    # no preset: SLIC keeps its own default and the count must be given
+    _, plain = so_saliency(img, "slic", 60, preset=None, return_labels=True)
+    np.testing.assert_array_equal(plain, get_provider("slic")(img, 60))
+    with pytest.raises(ValueError, match="pass n_segments"):
+        so_saliency(img, "slic", preset=None)
+    with pytest.raises(ValueError, match="unknown SO preset 'paper'"):
+        so_saliency(img, "slic", preset="paper")
+    with pytest.raises(ValueError, match="not both"):
+        so_saliency(img, "slic", 60, row=400)
+    with pytest.raises(ValueError, match="row must be a positive integer"):
+        so_saliency(img, "slic", row=0)
+
+
+def test_sin_paper_preset_values_and_count_rule():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from downstream.saliency_optimization import PRESETS, SIN_PAPER, get_preset
+
+    assert PRESETS == {"sin_paper": SIN_PAPER} and get_preset("sin_paper") is SIN_PAPER and get_preset(None) is None
+    assert (SIN_PAPER.rows, SIN_PAPER.slic_compactness, SIN_PAPER.so_params) == ((200, 400), 20.0, "code")
+    assert SIN_PAPER.count_rule == "round(h*w*size/120000)"
+    assert SIN_PAPER.n_segments(300, 400) == 200 and SIN_PAPER.n_segments(300, 400, 400) == 400
+    assert SIN_PAPER.n_segments(30, 30, 200) == 2  # 1.5 rounds half away from zero, as MATLAB
+    assert SIN_PAPER.n_segments(10, 10, 200) == 2  # at least 2 (SO needs two regions)
+
+    @given(st.integers(1, 2000), st.integers(1, 2000), st.sampled_from([100, 200, 300, 400, 1000]))
+    def same_as_before(h, w, row):
+        assert SIN_PAPER.n_segments(h, w, row) == _old_so_count(h, w, row)
+        if row == 200:
+            assert SIN_PAPER.n_segments(h, w, row) == max(2, so_segment_count(h, w))
+
+    same_as_before()
+    prov = SIN_PAPER.provider("slic")
+    assert prov.params["compactness"] == 20.0 and prov.spec_string() == "slic:compactness=20.0"
+    assert SIN_PAPER.provider("slic:compactness=10").params["compactness"] == 10
+    assert SIN_PAPER.provider("snic").spec_string() == "snic"
+    from sin.providers import get_provider
+
+    ready = get_provider("slic")  # a ready-made Provider object is run as given
+    assert SIN_PAPER.provider(ready) == ready
+    # the SO-map key covers SO's constants and SO_VERSION, nothing else
+    assert SIN_PAPER.map_key() == SIN_PAPER.map_key("code") != SIN_PAPER.map_key("paper")
+    assert SIN_PAPER.map_key({"mu": 0.2}) != SIN_PAPER.map_key()
+
+
+#: Golden SO maps (8-bit, digests) for SO_VERSION: a change of either digest means the SO output
+#: changed, so SO_VERSION must be bumped (cached SO maps are keyed by it) and these values updated.
+GOLDEN_SO = {"version": 1, "code": "1d29f2d92b724b01", "paper": "8c4f8b2b33d62f23"}
+
+
+def test_so_output_is_pinned_to_so_version():
+    from downstream.saliency_optimization import SO_VERSION
+    from downstream.saliency_optimization.evaluate import quantize_map
+    from sin.fingerprint import array_digest
+
+    yy, xx = np.mgrid[:48, :64]
+    img = np.stack([(xx * 4) % 256, (yy * 5) % 256, (((xx - 32) ** 2 + (yy - 24) ** 2) < 150) * 220], -1)
+    labels = (yy // 8) * 8 + xx // 8
+    got = {sp: array_digest(quantize_map(saliency_optimization(img.astype(np.uint8), labels, so_params=sp)), 16)
+           for sp in ("code", "paper")}
+    assert {"version": SO_VERSION, **got} == GOLDEN_SO
+
+
+@pytest.mark.data
+def test_so_saliency_default_reproduces_the_committed_ecssd_values():
+    """The preset on two ECSSD images gives the committed Table 2 per-image MAE (SLIC and SIN, both rows)."""
+    import pandas as pd
+
+    from conftest import data_path
+    from downstream.saliency_optimization.datasets import SaliencyDataset
+    from downstream.saliency_optimization.evaluate import mean_absolute_error
+
+    ds = SaliencyDataset(data_path("ECSSD"))
+    committed = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "saliency" /
+                            "table2_ECSSD_per_image.csv.gz", dtype={"image": str}).set_index(["image", "size",
+                                                                                              "provider"])
+    for i in (0, 1):
+        name, image, gt = ds.load(i)
+        for row in (200, 400):
+            for spec, col in (("slic", "slic"), ("sin:precision=fp32", "sin")):
+                mae = mean_absolute_error(so_saliency(image, spec, row=row), gt)
+                assert mae == pytest.approx(committed.loc[(name, row, col), "mae"], abs=5e-7), (name, row, spec)

@@ -141,7 +141,12 @@ def test_image_scores_aggregate_exactly_like_saliency_scores():
 def test_comparisons_and_sentences_hand_case():
     import pandas as pd
 
-    from benchmarks.sod_table import _sentence, comparisons
+    from benchmarks._report import interval_sentence
+    from benchmarks.sod_table import comparisons
+
+    def _sentence(c):
+        return interval_sentence("SIN", c["other"].upper(), "MAE", c["diff"], c["lo"], c["hi"], c["n"],
+                                 lower_is_better=True)
 
     rng = np.random.default_rng(0)
     rows = []
@@ -161,18 +166,23 @@ def test_comparisons_and_sentences_hand_case():
     assert comparisons(pd.DataFrame(rows), ["slic", "grid"], [200]) == []  # no SIN, nothing to compare
 
 
-def _sod(tmp_path, root, *extra, out="out"):
-    from benchmarks.sod_table import main
+def _sod(tmp_path, root, *extra, out="out", rc=0):
+    """The Table 2 rows for the dataset folder ``root`` (named as the folder), checking the exit code."""
+    from benchmarks import sod_table
+    from sin import argtypes as A
 
-    return main(["--dataset", str(root), "--out", str(tmp_path / out), "--cache", str(tmp_path / "cache"),
-                 "--processes", "1", "--quiet", "--examples", "2", *extra])
+    argv = ["--dataset", root.name, "--data-root", str(root), "--out", str(tmp_path / out), "--cache",
+            str(tmp_path / "cache"), "--processes", "1", "--quiet", "--examples", "2", *extra]
+    rows, code = sod_table.run(A.config_from_args(sod_table.Config, sod_table.build_parser().parse_args(argv)), argv)
+    assert code == rc
+    return rows
 
 
 def test_sod_table_skips_bad_pairs_and_reports_them(tmp_path, capsys):
     root = _make_dataset(tmp_path / "ECSSD", n=4, size=(60, 80))
     (root / "ground_truth_mask" / "0001.png").unlink()
     Image.fromarray(np.zeros((61, 80), np.uint8)).save(root / "ground_truth_mask" / "0002.png")
-    rows = _sod(tmp_path, root, "--providers", "grid", "sin", "--n-segments", "200")
+    rows = _sod(tmp_path, root, "--providers", "grid", "sin", "--n-segments", "200", rc=1)  # images left out
     assert [r["n_images"] for r in rows] == [2, 2]
     err = capsys.readouterr().err
     assert "skipping image 0001: no mask" in err and "skipping image 0002: mask 0002.png is 61x80" in err
@@ -184,7 +194,8 @@ def test_sod_table_skips_bad_pairs_and_reports_them(tmp_path, capsys):
 def test_sod_table_outputs_and_cache_keys(tmp_path):
     import pandas as pd
 
-    from benchmarks.sod_table import so_key
+    from benchmarks._report import read_sidecar
+    from downstream.saliency_optimization import SIN_PAPER
 
     root = _make_dataset(tmp_path / "toy", n=3, size=(60, 80))
     rows = _sod(tmp_path, root, "--providers", "grid", "sin", "--n-segments", "200", "400")
@@ -195,11 +206,15 @@ def test_sod_table_outputs_and_cache_keys(tmp_path):
     for r in rows:  # the table's MAE is the mean of the per-image MAEs
         sel = per[(per["size"] == r["size"]) & (per["provider"] == r["provider"])]
         assert r["mae"] == pytest.approx(sel["mae"].mean(), abs=1e-6)
-        assert r["n_requested" if "n_requested" in r else "mean_requested"] == round(60 * 80 * r["size"] / 120000)
+        assert r["mean_requested"] == round(60 * 80 * r["size"] / 120000)
     md = (tmp_path / "out" / "table2_toy.md").read_text()
     assert "Is SIN's difference larger than the noise?" in md and "SIN - GRID" in md and "Wall time:" in md
     assert "24 maps computed" not in md and "12 maps computed, 0 reused" in md
     assert (tmp_path / "out" / "table2_toy_examples.png").stat().st_size > 1000
+    record = read_sidecar(tmp_path / "out" / "table2_toy.md")
+    assert record["protocol"] == {"preset": "sin_paper", "rows": [200, 400], "count_rule": "round(h*w*size/120000)",
+                                  "slic_compactness": 20.0, "so_params": "code"}
+    assert [p["method"] for p in record["providers"]] == ["grid", "sin"] and record["dataset"]["failed"] == []
     # resumable: everything reused, same numbers
     again = _sod(tmp_path, root, "--providers", "grid", "sin", "--n-segments", "200", "400", out="out2")
     assert [r["mae"] for r in again] == [r["mae"] for r in rows]
@@ -208,8 +223,8 @@ def test_sod_table_outputs_and_cache_keys(tmp_path):
     from sin.providers import get_provider
 
     assert (tmp_path / "cache" / "labels" / get_provider("grid").tag).is_dir()
-    # SO constants change the SO-map key; an edited image with the same name is recomputed
-    assert so_key("code") != so_key("paper")
+    # SO constants change the SO-map key; an edited image is another entry, whatever its name
+    assert SIN_PAPER.map_key("code") != SIN_PAPER.map_key("paper")
     img = np.asarray(Image.open(root / "images" / "0000.jpg")).copy()
     img[:10] = 255 - img[:10]
     Image.fromarray(img).save(root / "images" / "0000.jpg")
@@ -217,18 +232,69 @@ def test_sod_table_outputs_and_cache_keys(tmp_path):
     assert "1 maps computed, 2 reused" in (tmp_path / "out3" / "table2_toy.md").read_text()
 
 
-def test_sod_table_cli_errors(tmp_path):
+def test_sod_table_from_per_image_re_derives_the_tables(tmp_path, capsys):
+    import pandas as pd
+
+    from benchmarks import sod_table
+    from benchmarks._report import read_sidecar
+
+    root = _make_dataset(tmp_path / "toy", n=4, size=(60, 80))
+    rows = _sod(tmp_path, root, "--providers", "grid", "sin", "slic", "--n-segments", "200", "400")
+    again = _sod(tmp_path, root, "--from-per-image", str(tmp_path / "out"), out="re")
+    a, b = pd.DataFrame(rows), pd.DataFrame(again)
+    pd.testing.assert_frame_equal(a, b, atol=1e-6)  # per-image scores are stored to 6 decimals
+    assert list(a["max_f"].round(6)) == list(b["max_f"])  # carried over from the CSV: a maximum of the mean curve
+    old, new = ((tmp_path / d / "table2_toy.md").read_text().splitlines() for d in ("out", "re"))
+    extra = [line for line in new if line not in old]
+    assert len(extra) == 1 and extra[0].startswith("Tables re-derived from table2_toy_per_image.csv.gz")
+    assert len(read_sidecar(tmp_path / "re" / "table2_toy.md")["history"]) == 1
+    assert (tmp_path / "re" / "table2_toy_examples.png").is_file()
+    (tmp_path / "out" / "table2_toy.json").unlink()
+    assert sod_table.main(["--dataset", "toy", "--from-per-image", str(tmp_path / "out")]) == 2
+    assert "no provenance sidecar" in capsys.readouterr().err
+
+
+def test_sod_table_cli_errors(tmp_path, capsys):
     from benchmarks.sod_table import main
 
-    root = _make_dataset(tmp_path / "toy", n=1, size=(60, 80))
-    with pytest.raises(SystemExit, match="unknown superpixel provider 'nope'"):
-        _sod(tmp_path, root, "--providers", "nope")
-    with pytest.raises(SystemExit, match="not found"):
-        _sod(tmp_path, tmp_path / "absent", "--providers", "grid")
-    with pytest.raises(SystemExit):
-        main(["--dataset", str(root), "--n-segments", "0"])
-    with pytest.raises(SystemExit):
-        main(["--dataset", str(root), "--processes", "0"])
+    root = _make_dataset(tmp_path / "toy", n=2, size=(60, 80))
+    base = ["--data-root", str(root), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"), "--quiet",
+            "--processes", "1"]
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch file")
+    (tmp_path / "file").write_text("x")
+    for argv, match in [(["--dataset", "toy", "--providers", "nope"], "unknown superpixel provider 'nope'"),
+                        (["--dataset", "absent", "--data-root", str(tmp_path / "absent")], "not found"),
+                        (["--dataset", "toy", "--providers", f"sin:weights={bad}"], "cannot read SIN weights"),
+                        (["--dataset", "toy", "--out", str(tmp_path / "file")], "exists and is not a folder")]:
+        assert main(base + argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ") and match in err, err
+    for argv, match in [(["--dataset", str(root)], "not a path"), (["--n-segments", "0"], "positive integer"),
+                        (["--processes", "0"], "positive integer")]:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.count("\n") == 1 and match in err
+
+
+def test_sod_table_lists_an_image_a_provider_fails_on(tmp_path, monkeypatch, capsys):
+    from benchmarks._report import read_sidecar
+
+    root = _make_dataset(tmp_path / "toy", n=3, size=(60, 80))
+    Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(root / "images" / "0001.jpg")  # flat: no SO contrast
+    pkg = tmp_path / "flatfail"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mod.py").write_text("import numpy as np\n\ndef stripes(image, n_segments):\n"
+                                "    if np.ptp(np.asarray(image)) == 0:\n        raise RuntimeError('flat image')\n"
+                                "    return (np.arange(image.shape[1])[None] * n_segments // image.shape[1])"
+                                ".repeat(image.shape[0], 0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows = _sod(tmp_path, root, "--providers", "grid", "flatfail.mod:stripes", "--n-segments", "200", rc=1)
+    assert [r["n_images"] for r in rows] == [2, 2]  # paired: the image is left out of every row
+    assert "left out image 0001: stripes n=200: RuntimeError: flat image" in capsys.readouterr().err
+    assert read_sidecar(tmp_path / "out" / "table2_toy.md")["dataset"]["failed"][0][0] == "0001"
 
 
 def test_sod_table_slic_gets_the_so_demo_compactness():
@@ -240,12 +306,10 @@ def test_sod_table_slic_gets_the_so_demo_compactness():
 
 @pytest.mark.data
 def test_sod_table_on_saliency_mini(tmp_path):
-    from benchmarks.sod_table import main
 
     root = data_path("saliency-mini")
-    rows = main(["--dataset", str(root), "--providers", "slic", "grid", "not_a_provider", "--skip-unavailable",
-                 "--n-segments", "200", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"),
-                 "--processes", "1", "--quiet", "--examples", "2"])
+    rows = _sod(tmp_path, root, "--providers", "slic", "grid", "not_a_provider", "--skip-unavailable",
+                "--n-segments", "200")
     assert {(r["provider"], r["size"]) for r in rows} == {("slic", 200), ("grid", 200)}
     for r in rows:
         assert r["n_images"] == 5 and 0 < r["mae"] < 0.5 and 150 < r["mean_superpixels"] < 250
@@ -265,11 +329,8 @@ def test_committed_saliency_mini_table_is_reproduced(tmp_path):
     """The committed smoke table (slic, snic rows) comes out again from the current code."""
     import pandas as pd
 
-    from benchmarks.sod_table import main
-
     committed = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "saliency" / "table2_saliency-mini.csv")
-    main(["--dataset", str(data_path("saliency-mini")), "--providers", "slic", "snic", "--n-segments", "200",
-          "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--processes", "1", "--quiet"])
+    _sod(tmp_path, data_path("saliency-mini"), "--providers", "slic", "snic", "--n-segments", "200")
     got = pd.read_csv(tmp_path / "out" / "table2_saliency-mini.csv")
     ref = committed[committed["size"] == 200].set_index("provider").loc[["slic", "snic"]]
     for m in ("mean_superpixels", "mae", "s_measure", "max_f", "mean_e", "max_e"):
@@ -300,18 +361,16 @@ def test_sod_table_jobs_pickle_for_spawned_workers(tmp_path):
     """Workers are spawned: every job (with every default provider) must survive pickling."""
     import pickle
 
-    from benchmarks.sod_table import DEFAULT_PROVIDERS, _image_job, _Job, _portable, _restore, so_key, table_providers
-    from downstream.saliency_optimization import CODE_PARAMS
+    from benchmarks.sod_table import DEFAULT_PROVIDERS, _image_job, _Job, table_providers
+    from downstream.saliency_optimization import SIN_PAPER
 
-    providers, _ = table_providers([*DEFAULT_PROVIDERS, "sin:precision='fp32'"], skip_unavailable=True)
-    portable = tuple(_portable(p) for p in providers)
-    back = pickle.loads(pickle.dumps(portable))
-    assert [_restore(p) for p in back] == providers
-    assert [_restore(p).fingerprint for p in back] == [p.fingerprint for p in providers]
+    providers, _ = table_providers([*DEFAULT_PROVIDERS, "sin:precision='fp32'", "sin_msrc21"], skip_unavailable=True)
+    back = pickle.loads(pickle.dumps(tuple(providers)))
+    assert [p.tag for p in back] == [p.tag for p in providers]  # the cache keys survive the trip
     root = _make_dataset(tmp_path / "toy", n=1, size=(60, 80))
     job = _Job(0, "0000", root / "images" / "0000.jpg", root / "ground_truth_mask" / "0000.png",
-               pickle.loads(pickle.dumps(portable[-2:])), (200,), CODE_PARAMS, so_key("code"), "toy",
-               str(tmp_path / "c" / "labels"), str(tmp_path / "c" / "saliency"), False)
+               back[:2], (200,), "code", SIN_PAPER.map_key("code"), str(tmp_path / "c" / "labels"),
+               str(tmp_path / "c" / "saliency"), False)
     out = _image_job(pickle.loads(pickle.dumps(job)))
     assert not out["errors"] and out["computed"] == 2
 
@@ -320,8 +379,6 @@ def test_sod_table_jobs_pickle_for_spawned_workers(tmp_path):
 def test_sod_table_parallel_equals_serial(tmp_path):
     root = _make_dataset(tmp_path / "toy", n=4, size=(60, 80))
     serial = _sod(tmp_path, root, "--providers", "grid", "sin", "--n-segments", "200", out="a")
-    from benchmarks.sod_table import main
-
-    parallel = main(["--dataset", str(root), "--out", str(tmp_path / "b"), "--cache", str(tmp_path / "cache2"),
-                     "--processes", "2", "--quiet", "--providers", "grid", "sin", "--n-segments", "200"])
+    parallel = _sod(tmp_path, root, "--providers", "grid", "sin", "--n-segments", "200", "--processes", "2",
+                    "--cache", str(tmp_path / "cache2"), out="b")
     assert [r["mae"] for r in parallel] == [r["mae"] for r in serial]

@@ -43,8 +43,8 @@ from .colour import matlab_rgb_to_lab
 from .graph import (adjacency_matrix, boundary_superpixels, dist_to_weight, geodesic_distances,
                     link_clique, two_ring)
 
-__all__ = ["SOParams", "CODE_PARAMS", "PAPER_PARAMS", "PAPER_UNVERIFIED", "MAX_SUPERPIXELS", "SOResult",
-           "resolve_so_params",
+__all__ = ["SOParams", "CODE_PARAMS", "PAPER_PARAMS", "PAPER_UNVERIFIED", "MAX_SUPERPIXELS", "SO_VERSION",
+           "SOResult", "resolve_so_params",
            "contiguous_labels", "superpixel_features", "pairwise_distances", "estimate_dynamic_params",
            "boundary_connectivity", "background_probability", "weighted_contrast", "graythresh",
            "smoothness_weights", "optimise_saliency", "saliency_optimization", "saliency_optimization_details",
@@ -55,6 +55,11 @@ EPS = np.finfo(np.float64).eps  # MATLAB ``eps`` in the min-max normalisations
 #: Largest superpixel count SO accepts by default: it holds about ten dense K x K float64
 #: matrices (peak about 70 K^2 bytes: ~1.1 GB at 4000, ~7 GB at 10000).
 MAX_SUPERPIXELS = 4000
+
+#: Version of the SO computation: bumped whenever the map for a given image, label map and
+#: constants changes (``tests/test_saliency_optimization.py`` pins a golden map to it). Cached SO
+#: maps are keyed by it, not by a digest of this source: a comment edit recomputes nothing.
+SO_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -512,10 +517,17 @@ def so_segment_count(height: int, width: int, pixels_per_superpixel: int = 600) 
     return max(1, int(np.floor(height * width / pixels_per_superpixel + 0.5)))
 
 
-def so_saliency(image, provider="slic", n_segments: int = 200, *, so_params="code",
-                channel_axis: int | None = -1, return_labels: bool = False,
+def so_saliency(image, provider="slic", n_segments: int | None = None, *, preset="sin_paper", row: int | None = None,
+                so_params=None, channel_axis: int | None = -1, return_labels: bool = False,
                 max_superpixels: int = MAX_SUPERPIXELS, **provider_params):
-    """Superpixels from any provider, then :func:`saliency_optimization`.
+    """Superpixels from any provider, then :func:`saliency_optimization`, by default in the SIN
+    paper's setting.
+
+    ``so_saliency(image, "slic")`` gives the map of the SIN paper's Table 2 protocol (preset
+    ``"sin_paper"``, :mod:`.protocol`): ``round(h * w / 600)`` superpixels (the 200 row; ``row=400``
+    for the other), SLIC with the SO demo's compactness 20, the released code's SO constants.
+    Anything given explicitly (``n_segments``, ``so_params``, a provider's ``compactness``) wins
+    over the preset; ``preset=None`` switches it off.
 
     Parameters
     ----------
@@ -528,10 +540,14 @@ def so_saliency(image, provider="slic", n_segments: int = 200, *, so_params="cod
         :class:`sin.Provider`. Its output is checked against the label contract (an error
         names the provider).
     n_segments : int, optional
-        Requested number of superpixels (see :func:`so_segment_count` for the SO demo's rule);
-        at most ``max_superpixels``.
+        Requested number of superpixels; default: the preset's count rule for ``row`` (required
+        without a preset). At most ``max_superpixels``.
+    preset : str, SOProtocol or None, optional
+        The protocol (:data:`.protocol.PRESETS`; default ``"sin_paper"``).
+    row : int, optional
+        The preset's table row (200 or 400 for ``"sin_paper"``; default 200).
     so_params : optional
-        SO constants (see :func:`saliency_optimization`).
+        SO constants (see :func:`saliency_optimization`); default: the preset's (``"code"``).
     return_labels : bool, optional
         Also return the label map.
     max_superpixels : int, optional
@@ -539,20 +555,33 @@ def so_saliency(image, provider="slic", n_segments: int = 200, *, so_params="cod
         runs and against the count it returns.
     **provider_params
         Provider parameters, same as ``get_provider(provider, **provider_params)`` (e.g.
-        ``compactness=20`` for ``"slic"`` as in the SO demo).
+        ``compactness=10`` for ``"slic"``).
 
     Raises
     ------
     ValueError
-        Unknown provider or provider parameter, bad ``n_segments``, labels that break the
-        contract, a provider that returned a single superpixel (named, with the request: SO is
-        undefined on one region), too many superpixels, or a bad image.
+        Unknown provider, provider parameter or preset, bad ``n_segments`` or ``row``, no
+        ``n_segments`` without a preset, labels that break the contract, a provider that returned
+        a single superpixel (named, with the request: SO is undefined on one region), too many
+        superpixels, or a bad image.
     """
-    from sin.image import check_n_segments
+    from sin.image import as_uint8_rgb, check_n_segments
     from sin.providers import get_provider
 
+    from .protocol import get_preset
+
+    protocol = get_preset(preset)
+    if so_params is None:
+        so_params = protocol.so_params if protocol is not None else "code"
     resolve_so_params(so_params)  # fail before the (possibly slow) provider runs
     limit = _check_max_superpixels(max_superpixels)
+    if n_segments is None:
+        if protocol is None:
+            raise ValueError("so_saliency: pass n_segments, or a preset whose count rule gives it")
+        h, w = as_uint8_rgb(image, channel_axis=channel_axis).shape[:2]
+        n_segments = protocol.n_segments(h, w, row)
+    elif row is not None:
+        raise ValueError("so_saliency: give n_segments or row, not both")
     k = check_n_segments(n_segments)
     if k > limit:
         raise ValueError(f"n_segments={k} exceeds the Saliency Optimization limit of {limit} superpixels "
@@ -562,7 +591,8 @@ def so_saliency(image, provider="slic", n_segments: int = 200, *, so_params="cod
         if "params" not in prov.defaults and not prov.spec.accepts_any:
             raise ValueError("so_saliency: SO constants are passed as so_params= (params= was renamed); "
                              f"provider parameters go to the provider ({prov.name!r})")
-    prov = get_provider(provider, **provider_params)
+    prov = protocol.provider(provider, **provider_params) if protocol is not None else \
+        get_provider(provider, **provider_params)
     labels = prov(image, k, channel_axis=channel_axis)
     n = int(labels.max()) + 1 if labels.size else 0
     if n < 2:

@@ -84,6 +84,8 @@ class SaliencyDataset:
         What an image without a mask does: ``"raise"`` (default) a ``FileNotFoundError`` naming
         them; ``"skip"`` leaves those images out and records them in :attr:`skipped`
         (``(name, reason)`` pairs), for long benchmark runs that must not stop halfway.
+    name : str, optional
+        The dataset's name (default: the folder's name).
 
     Raises
     ------
@@ -98,7 +100,8 @@ class SaliencyDataset:
     """
 
     def __init__(self, root, *, image_dir: str | None = None, mask_dir: str | None = None,
-                 mask_ext: str = ".png", missing_masks: str = "raise"):
+                 mask_ext: str = ".png", missing_masks: str = "raise", name: str | None = None):
+        self._name = name
         if missing_masks not in ("raise", "skip"):
             raise ValueError(f"missing_masks must be 'raise' or 'skip', got {missing_masks!r}")
         self.root = Path(root)
@@ -140,10 +143,18 @@ class SaliencyDataset:
                 f"{', '.join(missing[:5])}{more}")
         self.items = [SaliencyItem(p.stem, p, self.mask_dir / (p.stem + mask_ext)) for p in images]
 
+    @classmethod
+    def open(cls, name: str, root=None, **kwargs) -> SaliencyDataset:
+        """The dataset ``name`` in the folder ``root``, by default ``<data root>/<name>``
+        (:func:`sin.datasets.folder.dataset_root`: ``$SIN_DATA_ROOT``, else ``../shared/data``)."""
+        from sin.datasets.folder import dataset_root
+
+        return cls(dataset_root(name, root), name=name, **kwargs)
+
     @property
     def name(self) -> str:
-        """Folder name (``ECSSD``, ``saliency-mini``, ...)."""
-        return self.root.resolve().name
+        """The name given, else the folder's name (``ECSSD``, ``saliency-mini``, ...)."""
+        return self._name or self.root.resolve().name
 
     def __len__(self) -> int:
         return len(self.items)
