@@ -29,7 +29,8 @@ from benchmarks._common import command_line, machine_info, markdown_table, paire
     repo_relative, write_csv, write_figure, write_text
 from downstream.bilateral_inception import datasets as D
 from downstream.bilateral_inception.datasets import VOID
-from sin.argtypes import non_negative_int
+from sin.argtypes import Parser, add_cache_args, cli_main, non_negative_int
+from sin.paths import cache_root
 from sin.providers import LabelCache, get_provider
 from sin.providers.registry import file_sha256
 
@@ -138,8 +139,8 @@ def draw_examples(path, dataset, labels: dict, picks, k: int, methods) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.e2e_superpixels", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(prog="python -m benchmarks.e2e_superpixels", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tuned", type=Path, nargs="+", required=True, help="fine-tuned SIN weights (one per seed)")
     ap.add_argument("--dataset", choices=list(D.DATASETS), default="msrc21")
     ap.add_argument("--data-root", type=Path, default=None)
@@ -151,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--figure-images", type=non_negative_int, default=3)
     ap.add_argument("--figure-tuned", type=non_negative_int, default=0, metavar="I",
                     help="the --tuned file drawn in the figure (0-based; e.g. the one selected on val)")
-    ap.add_argument("--cache", type=Path, default=None, help="label-map cache (default: the toolkit's)")
+    add_cache_args(ap, recompute=False)
     ap.add_argument("--out", type=Path, default=REPO / "results" / "semseg" / "e2e_superpixels")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     return ap
@@ -163,7 +164,8 @@ def run(args) -> pd.DataFrame:
         raise ValueError(f"--figure-tuned {args.figure_tuned}: there are only {len(args.tuned)} --tuned files")
     providers = providers_for(args.tuned)
     sizes = sorted(dict.fromkeys(args.n_segments))
-    per_image, labels = evaluate(dataset, providers, sizes, LabelCache(args.cache), args.progress)
+    per_image, labels = evaluate(dataset, providers, sizes, LabelCache(cache_root(args.cache) / "labels"),
+                                 args.progress)
     table = summarise(per_image, args.n_boot, args.bootstrap_seed)
     out = Path(args.out)
     write_csv(per_image, out / "asa_per_image.csv", float_format="%.6f")
@@ -197,15 +199,13 @@ def run(args) -> pd.DataFrame:
     return table
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        table = run(args)
-    except (ValueError, OSError) as exc:
-        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
-        return 2
-    print(table.to_string(index=False))
+def execute(args) -> int:
+    print(run(args).to_string(index=False))
     return 0
+
+
+def main(argv=None) -> int:
+    return cli_main(build_parser, execute, argv)
 
 
 if __name__ == "__main__":

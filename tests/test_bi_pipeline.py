@@ -168,8 +168,10 @@ def test_cli_one_line_errors(toy, tmp_path, capsys, monkeypatch):
                     "cannot read checkpoint")
     _one_line_error(capsys, ["eval", "--trunk", "deeplabv3_mobilenetv2", "--trunk-weights", str(bad), *common],
                     "cannot read DeepLabV3-MobileNetV2 weights")
-    _one_line_error(capsys, ["train", "--stage", "bi", "--trunk-checkpoint", str(bad), "--provider", "nope", *out,
-                             *common], "unknown superpixel provider 'nope'")
+    with pytest.raises(SystemExit) as exc:  # a bad provider is a usage error, found while parsing
+        cli_main(["train", "--stage", "bi", "--trunk-checkpoint", str(bad), "--provider", "nope", *out, *common])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and "unknown superpixel provider 'nope'" in err[0]
     for flag, value in (("--epochs", "-1"), ("--n-segments", "0"), ("--batch-size", "0"), ("--short-side", "4")):
         with pytest.raises(SystemExit):  # argparse: usage + one error line, exit code 2
             cli_main(["train", "--stage", "bi", flag, value, *out, *common])

@@ -60,7 +60,7 @@ def test_semseg_table_end_to_end(toy_dataset, tmp_path):
     argv = ["--dataset", "folder", "--data-root", str(toy_dataset), "--trunk", "tiny", "--providers", "slic", "grid",
             "nonexistent", "--skip-unavailable", "--n-segments", "24", "--trunk-epochs", "1", "--bi-epochs", "1",
             "--short-side", "41", "--seeds", "0", "1", "--n-boot", "200", "--out", str(out),
-            "--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"), "--figure-images", "2",
+            "--cache", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"), "--figure-images", "2",
             "--no-progress"]
     assert semseg_table.main(argv) == 0
     for suffix in (".md", ".csv", "_per_class.csv", ".json", "_examples.png"):
@@ -118,7 +118,7 @@ def test_semseg_table_end_to_end_sin_row(toy_dataset, tmp_path):
     argv = ["--dataset", "folder", "--data-root", str(toy_dataset), "--trunk", "tiny", "--providers",
             "sin:precision=fp32", "--end-to-end", "--e2e-sin-lr", "1e-3", "--n-segments", "24", "--trunk-epochs", "1",
             "--bi-epochs", "1", "--short-side", "41", "--seeds", "0", "--n-boot", "100", "--out", str(out),
-            "--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"), "--figure-images", "1",
+            "--cache", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"), "--figure-images", "1",
             "--no-trained-baseline", "--no-progress"]
     assert semseg_table.main(argv) == 0
     rows = {r["key"]: r for r in _read_csv(out / "table1_toy.csv")}
@@ -159,7 +159,7 @@ def test_semseg_table_one_line_errors(toy_dataset, tmp_path, capsys):
 
 
 def test_cli_train_and_eval(toy_dataset, tmp_path):
-    common = ["--dataset", "folder", "--data-root", str(toy_dataset), "--cache-dir", str(tmp_path / "cache"),
+    common = ["--dataset", "folder", "--data-root", str(toy_dataset), "--cache", str(tmp_path / "cache"),
               "--short-side", "0", "--no-progress"]
     trunk_dir, bi_dir = tmp_path / "trunk", tmp_path / "bi"
     assert cli_main(["train", "--stage", "trunk", "--trunk", "tiny", "--epochs", "1", "--out", str(trunk_dir),

@@ -23,9 +23,9 @@ and evaluate (per-class IoU + mIoU as JSON; VOC palette PNGs with ``--png-dir``;
 a decoder-only weights delta (2.4 MB; :mod:`sin.providers.sin_variants`) and prints its sha256.
 
 ``--provider`` takes any superpixel provider: a registered name (``python -m sin providers``),
-``NAME:key=value,...`` or your own ``package.module:function``. Superpixels come from the toolkit's
-label-map cache and trunk features from ``--cache-dir`` (keys cover the trunk weights, input size,
-images and code). The BI checkpoint records the provider; ``eval`` refuses a provider whose
+``NAME:key=value,...`` or your own ``package.module:function``. Superpixels (the toolkit's label-map
+cache) and trunk features live under ``--cache DIR`` (``DIR/labels``, ``DIR/bi``; keys cover the
+trunk weights, input size, images and versions). The BI checkpoint records the provider; ``eval`` refuses a provider whose
 fingerprint differs from the trained one unless ``--allow-provider-change``.
 
 Checkpoints are written atomically every epoch; an interrupted run resumes from ``last.pt``
@@ -43,7 +43,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sin.argtypes import non_negative_int, positive_float, positive_int
+from sin.argtypes import (
+    Parser,
+    add_cache_args,
+    add_provider_args,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_cli,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -72,8 +80,7 @@ def _common(p):
     p.add_argument("--sbd-root", type=Path, default=None, help="SBD benchmark_RELEASE, for --train-split train_aug")
     p.add_argument("--short-side", type=short_side, default=None,
                    help="trunk input shorter side (0: native size; default: the dataset's, 361 for CamVid, else 257)")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="feature caches (default $SIN_CACHE_DIR/bi); superpixels: the toolkit's label cache")
+    add_cache_args(p, recompute=False)
     p.add_argument("--device", default="cpu")
     p.add_argument("--limit", type=positive_int, default=None, help="first N images of every split (smoke runs)")
     p.add_argument("--threads", type=positive_int, default=None,
@@ -81,14 +88,10 @@ def _common(p):
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
-PROVIDER_HELP = ("superpixel provider: a registered name (python -m sin providers), NAME:key=value,... "
-                 "(e.g. slic:compactness=20, sin:weights=PATH) or package.module:function")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m downstream.bilateral_inception",
-                                 description="Bilateral Inception on DeepLab trunks with any superpixels.",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = Parser(prog="python -m downstream.bilateral_inception",
+                description="Bilateral Inception on DeepLab trunks with any superpixels.",
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train the trunk or a BI head")
@@ -113,8 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trunk stage: train head + classifier on cached backbone outputs, or everything")
     # bi stage
     t.add_argument("--trunk-checkpoint", type=Path, help="bi stage: best.pt of the trunk stage")
-    t.add_argument("--provider", default=None, metavar="NAME[:k=v,...]",
-                   help=PROVIDER_HELP + " (bi stage; default slic; the e2e stage always trains SIN: see --sin-weights)")
+    add_provider_args(t, default=None, several=False)  # bi stage (default slic); e2e trains SIN (--sin-weights)
     t.add_argument("--n-segments", type=positive_int, default=600)
     t.add_argument("--init", choices=["trunk", "spec"], default="trunk",
                    help="bi stage: start from the trunk's classifier, or the released model's initialisation")
@@ -143,8 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--trunk", default="deeplabv3_mobilenetv2")
     e.add_argument("--trunk-weights", default=None)
     e.add_argument("--bi-checkpoint", type=Path, default=None, help="best.pt of the bi stage (omit: baseline)")
-    e.add_argument("--provider", default=None, metavar="NAME[:k=v,...]",
-                   help=PROVIDER_HELP + " (default: the BI checkpoint's)")
+    add_provider_args(e, default=None, several=False)  # default: the BI checkpoint's
     e.add_argument("--n-segments", type=positive_int, default=None, help="default: the BI checkpoint's")
     e.add_argument("--allow-provider-change", action="store_true",
                    help="evaluate with a provider other than the trained one (a warning instead of an error)")
@@ -183,8 +184,6 @@ def _validate(args) -> None:
     if weights is not None and ("/" in str(weights) or str(weights).endswith((".pt", ".pth"))) \
             and not Path(weights).is_file():
         raise FileNotFoundError(f"--trunk-weights not found: {weights}")
-    if getattr(args, "provider", None) is not None:
-        args.provider = get_provider(args.provider)  # unknown names / parameters fail here, before any work
     if args.command == "train" and args.stage == "e2e" and args.provider is not None:
         raise ValueError("--stage e2e trains SIN itself, --provider has no effect there (start from other SIN "
                          "weights with --sin-weights)")
@@ -214,7 +213,7 @@ def _pipeline(args):
     from .pipeline import BIPipeline
 
     short = args.short_side if args.short_side is not None else TRUNK_SHORT_SIDE.get(args.dataset, 257)
-    return BIPipeline(args.cache_dir, short_side=short, device=args.device, progress=args.progress)
+    return BIPipeline.from_cache_root(args.cache, short_side=short, device=args.device, progress=args.progress)
 
 
 def _cmd_train(args) -> int:
@@ -341,23 +340,17 @@ def _cmd_export_sin(args) -> int:
 def main(argv=None) -> int:
     """Run the command line; expected failures end with one ``error: ...`` line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    try:
+
+    def call() -> int:
         _validate(args)
         if args.threads is not None:
             import torch
 
             torch.set_num_threads(args.threads)
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except MemoryError:
-        print("error: out of memory (try --limit, a smaller --short-side or --batch-size)", file=sys.stderr)
-        return 2
-    except (ValueError, OSError, KeyError) as exc:  # FileNotFoundError, PermissionError, corrupted files, ...
-        msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        print("error: " + " ".join(msg.split()), file=sys.stderr)
-        return 2
+
+    return run_cli(call, expected=(ValueError, OSError, KeyError),
+                   memory_hint="try --limit, a smaller --short-side or --batch-size")
 
 
 if __name__ == "__main__":

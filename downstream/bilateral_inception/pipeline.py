@@ -117,6 +117,13 @@ class BIPipeline:
         self.device = device
         self.progress = progress
 
+    @classmethod
+    def from_cache_root(cls, root=None, **kwargs) -> BIPipeline:
+        """A pipeline whose caches live under one cache root (the CLIs' ``--cache DIR``): trunk
+        features in ``DIR/bi``, label maps in ``DIR/labels`` (default root: :func:`sin.paths.cache_root`)."""
+        root = cache_root(root)
+        return cls(root / "bi", label_cache=LabelCache(root / "labels"), **kwargs)
+
     # ------------------------------------------------------------------ trunks
     @staticmethod
     def pretrained_trunk(name: str, weights=None, *, num_classes: int = 21) -> TrunkHandle:
