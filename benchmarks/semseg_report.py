@@ -380,7 +380,9 @@ def _protocol(cfg: dict, crf) -> list[str]:
          f"{b['batch_size']}, same seed), best epoch on val."),
         (f"* +CRF: fully connected CRF (Krähenbühl & Koltun 2011, `pydensecrf2`) over the trunk's softmax at the "
          f"native resolution, {cfg['crf_iterations']} mean-field iterations; kernels selected on val over "
-         "w1 ∈ {3, 5}, σα ∈ {30, 80}, σβ ∈ {3, 5, 10} (w2 = 3, σγ = 3 fixed)"
+         + ", ".join(f"{sym} ∈ {{{', '.join(f'{v:g}' for v in cfg.get('crf_grid', {}).get(k, []))}}}"
+                     for k, sym in (("bi_w", "w1"), ("bi_xy_std", "σα"), ("bi_rgb_std", "σβ")))
+         + " (w2 = 3, σγ = 3 fixed)"
          + (f", with the trunk of seed {crf[0]['seed']}: {_crf_label(crf[0]['selected'])}" if crf else "") + "."),
         ("* Superpixel average (no training): the trunk's class probabilities (softmax, native resolution) "
          "averaged inside each superpixel, argmax: what the superpixels alone contribute."),

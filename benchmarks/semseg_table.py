@@ -62,7 +62,7 @@ from benchmarks._common import (
 )
 from downstream.bilateral_inception import datasets as D
 from downstream.bilateral_inception.bi_training import BITrainConfig
-from downstream.bilateral_inception.crf import crf_available, crf_grid
+from downstream.bilateral_inception.crf import CRF_GRID, crf_available, crf_grid
 from downstream.bilateral_inception.end_to_end import EndToEndConfig
 from downstream.bilateral_inception.metrics import BAND_WIDTHS
 from downstream.bilateral_inception.pipeline import BIPipeline
@@ -311,6 +311,7 @@ def run(args) -> dict:
               "n_boot": args.n_boot, "bootstrap_seed": args.bootstrap_seed, "n_segments": args.n_segments,
               "short_side": pipe.short_side, "trunk": args.trunk, "trunk_weights": trunk_weights_name(args),
               "trunk_train": asdict(tcfg), "bi": asdict(bcfg), "crf_iterations": args.crf_iterations,
+              "crf_grid": {k: list(v) for k, v in CRF_GRID.items()},
               "crf_select": args.crf_select, "mean_count": counts, "trunk_best_epochs":
               [r.get("best_epoch") for r in trunk_records],
               "end_to_end": asdict(e2e_config(args)) if args.end_to_end else None}

@@ -84,7 +84,7 @@ def test_superpixel_average_by_hand():
 # ---------------------------------------------------------------------------------- the dense CRF
 def test_crf_params_and_grid_are_checked():
     grid = crf_grid()
-    assert len(grid) == np.prod([len(v) for v in CRF_GRID.values()]) == 12
+    assert len(grid) == np.prod([len(v) for v in CRF_GRID.values()]) == 27
     assert len(set(grid)) == len(grid) and all(p.iterations == 5 for p in grid)
     for bad in ({"bi_w": 0}, {"bi_xy_std": float("nan")}, {"bi_rgb_std": -1}, {"iterations": 0},
                 {"iterations": 2.5}):
