@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 __all__ = ["Bool", "Choice", "Device", "Float", "Int", "Param", "check_params", "format_value", "parse_value"]
 
+#: torch device types a provider can run on (``meta``, ``xla`` etc. parse but hold no data here)
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
 
 @dataclass(frozen=True)
 class Param:
@@ -43,7 +46,7 @@ class Param:
         elif self.kind == "choice":
             text = "one of " + ", ".join(map(str, self.choices))
         elif self.kind == "device":
-            text = "a torch device (cpu, cuda, cuda:1, mps)"
+            text = "a torch device: " + ", ".join(DEVICE_TYPES) + " (cuda:1 for a numbered one)"
         else:
             what = "an integer" if self.kind == "int" else "a finite number"
             if self.low is not None and self.high is not None:
@@ -122,10 +125,10 @@ def _device_problem(value) -> str | None:
     import torch  # only for methods that declare a device (they use torch anyway)
 
     try:
-        torch.device(value)
+        kind = torch.device(value).type
     except (RuntimeError, TypeError, ValueError):
         return "not a torch device"
-    return None
+    return None if kind in DEVICE_TYPES else f"a {kind!r} device cannot run a provider"
 
 
 def check_params(provider: str, declared: dict, params: dict) -> None:

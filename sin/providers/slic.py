@@ -44,7 +44,7 @@ def _slic(image, n, compactness, max_num_iter, sigma, connect=True):
                            "calibrate": Bool(help="re-run SLIC until the count is within tolerance"),
                            "tolerance": Float(0, help="accepted relative count error"),
                            "max_rounds": Int(1, 50, help="most SLIC runs when calibrating"),
-                           "first_ratio": Float(0, 10, low_open=True, help="expected count / request of the first run")})
+                           "first_ratio": Float(0.05, 10, help="expected count / request of the first run")})
 def slic_superpixels(image: np.ndarray, n_segments: int, *, compactness=10.0, max_num_iter=10,
                      sigma=0.0, calibrate=True, tolerance=0.1, max_rounds=4, first_ratio=0.85) -> np.ndarray:
     """SLIC in CIELAB with ``enforce_connectivity=True`` and a count close to ``n_segments``.
