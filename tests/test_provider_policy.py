@@ -159,3 +159,26 @@ def test_label_cache_recomputes_when_weights_are_rewritten_in_place(tmp_path):
     assert get_provider("h5_weighted").fingerprint != fp
     b, _ = cache.labels("h5_weighted", img, 4, image_id="im")
     assert b.max() == 3 and len(calls) == 2
+
+
+def test_label_cache_never_answers_what_the_provider_refuses(tmp_path):
+    """A stored K=40 map used to answer n_segments=40.7 (issue 23 item 7); and a stored map of an
+    image above the provider's size limit, or for a bad parameter value, is not served either."""
+    cache = LabelCache(tmp_path)
+    img = np.random.default_rng(0).random((30, 40, 3)).astype(np.float32)
+    cache.labels("slic", img, 40)
+    with pytest.raises(ValueError) as direct:
+        get_provider("slic")(img, 40.7)
+    with pytest.raises(ValueError) as cached:
+        cache.labels("slic", img, 40.7)
+    assert str(cached.value) == str(direct.value)
+    assert np.array_equal(cache.labels("slic", img, 40.0)[0], cache.labels("slic", img, 40)[0])  # 40.0 is 40
+    with pytest.raises(ValueError, match="parameter 'compactness'"):
+        cache.labels("slic:compactness=0", img, 40)
+    # a stored map is not served for an image the provider refuses (here: above its size limit)
+    register_provider("h5_limited", lambda image, n_segments: np.zeros(image.shape[:2], int),
+                      connected=True, version="1", max_pixels=100, overwrite=True)
+    stored = cache.save(get_provider("h5_limited"), img, 4, np.zeros((30, 40), np.int32), 0.1)
+    assert stored.is_file()
+    with pytest.raises(ValueError, match="'h5_limited'.*above its limit of 100 pixels"):
+        cache.labels("h5_limited", img, 4)

@@ -143,6 +143,12 @@ class Provider:
         return f"{self.entry.name}_{tag.name}", tag.version or self.entry.version
 
     @property
+    def version(self) -> str | None:
+        """The output version in the fingerprint: the weights tag's where it declares one, else
+        the method's (``None`` for a user provider that declared none)."""
+        return self._key_name_version()[1]
+
+    @property
     def fingerprint(self) -> str:
         """Hex digest (16 chars) of name, parameters, version and weights content.
 
