@@ -11,7 +11,6 @@ count policies, fingerprint), :mod:`~sin.providers.registry` (names, registratio
 (weights files and tags), :mod:`~sin.providers.cache` (the label-map cache), one module per method.
 """
 
-from .params import Bool, Choice, Device, Float, Int, Param  # noqa: F401
 from .provider import Provider, SuperpixelCountWarning
 from .registry import (ProviderEntry, ProviderSpec, available_providers, get_provider, parse_provider_spec,
                        register_alias, register_provider)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 __all__ = ["Bool", "Choice", "Device", "Float", "Int", "Param", "check_params", "format_value", "parse_value"]
 
+OUT_OF_RANGE = "out of range"
 #: torch device types a provider can run on (``meta``, ``xla`` etc. parse but hold no data here)
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
@@ -66,7 +67,7 @@ class Param:
         if self.kind == "bool":
             return None if isinstance(value, bool) or type(value).__name__ == "bool_" else "not a boolean"
         if self.kind == "choice":
-            return None if any(_same_choice(value, c) for c in self.choices) else "not one of them"
+            return None if any(_same_choice(value, c) for c in self.choices) else OUT_OF_RANGE
         if self.kind == "device":
             return _device_problem(value)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -77,9 +78,9 @@ class Param:
             return "not finite"
         v = float(value)
         if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
-            return "out of range"
+            return OUT_OF_RANGE
         if self.high is not None and (v > self.high or (self.high_open and v == self.high)):
-            return "out of range"
+            return OUT_OF_RANGE
         return None
 
 
@@ -142,7 +143,7 @@ def check_params(provider: str, declared: dict, params: dict) -> None:
         why = spec.problem(value)
         if why is not None:
             raise ValueError(f"provider {provider!r}: parameter {key!r} must be {spec.describe()}, "
-                             f"got {value!r} ({why})")
+                             f"got {value!r}" + (f" ({why})" if why != OUT_OF_RANGE else ""))
 
 
 # ------------------------------------------------------------------------------ values as text

@@ -199,10 +199,12 @@ def register_provider(name: str, fn: Callable | None = None, *, connected: bool,
 
     Examples
     --------
-    >>> @register_provider("quadrants", connected=True, version="1")
-    ... def quadrants(image, n_segments):
+    >>> from sin.providers.params import Float
+    >>> @register_provider("quadrants", connected=True, version="1", params={"split": Float(0, 1, low_open=True)})
+    ... def quadrants(image, n_segments, split=0.5):
     ...     h, w = image.shape[:2]
-    ...     return (np.arange(h)[:, None] >= h // 2) * 2 + (np.arange(w)[None] >= w // 2)
+    ...     return (np.arange(h)[:, None] >= split * h) * 2 + (np.arange(w)[None] >= split * w)
+    >>> get_provider("quadrants:split=0.3").fingerprint   # the same in every process (version="1")
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"provider name must be an identifier-like string, got {name!r}")
