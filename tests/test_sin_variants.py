@@ -10,11 +10,6 @@ from sin.fingerprint import file_sha256
 from sin.providers.sin_variants import load_weights_delta, merged_weights_file, save_weights_delta
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SIN_CACHE_DIR", str(tmp_path / "sin_cache"))
-
-
 def _tuned():
     model = load_model(None)
     with torch.no_grad():
