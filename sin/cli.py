@@ -221,18 +221,60 @@ def _cmd_demo(args) -> int:
 
 
 # ---------------------------------------------------------------------------------- providers
-def _cmd_providers(args) -> int:
-    from .providers import provider_table
+def _md(text) -> str:
+    return str(text).replace("|", "\\|")
 
-    print(provider_table())
+
+def provider_table(names=None) -> str:
+    """Markdown tables of the registered providers (``names``: only those): the methods with
+    their size limits and weights provenance, every parameter with its default and allowed
+    values, and the weights tags with their files and sha256."""
+    from .providers import get_provider
+    from .providers.params import format_value
+    from .providers.registry import entries, lookup
+
+    chosen = [lookup(n) for n in names] if names else entries()
+    methods = ["| provider | 4-connected | how | extra | max image | weights (sha256) | source, licence | description |",
+               "|---|---|---|---|---|---|---|---|"]
+    params = ["| provider | parameter | default | allowed | meaning |", "|---|---|---|---|---|"]
+    tags = ["| provider | weights tag | file | sha256 | source | description |", "|---|---|---|---|---|---|"]
+    for entry in chosen:
+        weights = provenance = ""
+        if entry.weights is not None:
+            prov = get_provider(entry)
+            path, sha = prov.weights_file, prov.weights_sha256()
+            weights = f"`{path.name if path else '?'}` ({sha[:12] if sha and not sha.startswith('absent') else 'absent'})"
+            provenance = ", ".join(filter(None, [entry.weights.source, entry.weights.licence]))
+            for tag in entry.weights.tags.values():
+                tags.append(f"| `{entry.name}` | `{entry.weights.param}={tag.name}` | `{Path(tag.file()).name}` | "
+                            f"`{tag.sha256[:16]}…` | {_md(tag.source)} | {_md(tag.description)} |")
+        limit = "" if entry.max_pixels is None else f"{entry.max_pixels / 1e6:g} MP"
+        methods.append(f"| `{entry.name}` | {'yes' if entry.connected else 'no'} | {entry.connectivity} | "
+                       f"{'yes' if entry.extra else ''} | {limit} | {weights} | {_md(provenance)} | "
+                       f"{_md(entry.description)} |")
+        declared = entry.declared
+        for key, default in entry.defaults.items():
+            decl = declared.get(key)
+            allowed, meaning = (decl.describe(), getattr(decl, "help", "")) if decl is not None else ("not declared", "")
+            params.append(f"| `{entry.name}` | `{key}` | `{format_value(default)}` | {_md(allowed)} | {_md(meaning)} |")
+    out = "\n".join(methods) + "\n\nParameters (`--provider NAME:key=value,...`):\n\n" + "\n".join(params)
+    if len(tags) > 2:
+        out += "\n\nWeights tags (named files with a recorded sha256):\n\n" + "\n".join(tags)
+    return out
+
+
+def _cmd_providers(args) -> int:
+    print(provider_table(args.names))
     return 0
 
 
 def _add_providers(sub):
-    p = sub.add_parser("providers", help="list the registered superpixel providers",
-                       description="Markdown table of the registered superpixel providers (with weights "
-                                   "provenance). Any of them, or package.module:function, is accepted by "
-                                   "--provider / --providers everywhere.")
+    p = sub.add_parser("providers", help="list the superpixel providers with their parameters",
+                       description="Markdown tables of the registered superpixel providers (size limits, weights "
+                                   "provenance), their parameters (default and allowed values) and weights tags. Any "
+                                   "of them, or package.module:function, is accepted by --provider / --providers "
+                                   "everywhere.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these providers (default: all)")
     p.set_defaults(func=_cmd_providers)
 
 

@@ -10,7 +10,7 @@ of hashing scheme in one corner of the code.
   the modification time back, but the kernel always moves the change time (``st_ctime``) when the
   bytes are written, so a replaced file is read again.
 * :func:`config_digest`: canonical JSON (sorted keys) of a JSON-able object.
-* :func:`array_digest`: an array's shape, dtype and bytes.
+* :func:`array_digest` / :func:`arrays_digest`: arrays' shapes, dtypes and bytes.
 * :func:`source_digest`: the source files of modules (used only where no explicit version exists).
 * :func:`state_digest`: a torch module's parameters and buffers.
 """
@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["array_digest", "config_digest", "digest", "file_sha256", "hasher", "source_digest", "state_digest"]
+__all__ = ["array_digest", "arrays_digest", "config_digest", "digest", "file_sha256", "hasher", "source_digest",
+           "state_digest"]
 
 _MEMO: dict = {}
 _LOCK = threading.Lock()
@@ -69,10 +70,17 @@ def config_digest(obj, length: int = 12) -> str:
 
 def array_digest(array, length: int = 32) -> str:
     """``length`` hex digits over an array's shape, dtype and bytes (C order)."""
-    a = np.ascontiguousarray(array)
+    return arrays_digest([array], length)
+
+
+def arrays_digest(arrays: Iterable, length: int = 32) -> str:
+    """``length`` hex digits over a sequence of arrays (each one's shape, dtype and bytes, in
+    order); one array gives its :func:`array_digest`."""
     h = hasher()
-    h.update(f"{a.shape}{a.dtype.str}".encode())
-    h.update(a.data if a.size else b"")
+    for array in arrays:
+        a = np.ascontiguousarray(array)
+        h.update(f"{a.shape}{a.dtype.str}".encode())
+        h.update(a.data if a.size else b"")
     return h.hexdigest()[:length]
 
 

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from .checkpoint import load_model
 from .connectivity import enforce_connectivity
+from .fingerprint import file_sha256
 from .fast_model import FastSIN
 from .geometry import grid_shape, network_size
 from .image import as_float_batch, check_n_segments, rgb_view
@@ -335,9 +336,10 @@ _MAX_CACHED = 8
 def _weights_key(weights):
     """Cache key of a weights argument by **content**, or None (do not cache).
 
-    A file is keyed by its sha256 (:func:`sin.providers.registry.file_sha256`, memoised on
-    path, size and mtime), so a file rewritten in place loads again and two copies share one
-    network; a state dict is never cached (two different dicts can print the same).
+    A file is keyed by its sha256 (:func:`sin.fingerprint.file_sha256`, memoised on path, size,
+    inode, mtime and ctime), so a file rewritten in place loads again, even when its modification
+    time was set back (``cp -p``, ``rsync -t``: the kernel still moves the change time), and two
+    copies share one network; a state dict is never cached (two different dicts can print the same).
     """
     if weights is None:
         from .checkpoint import DEFAULT_WEIGHTS
@@ -349,8 +351,6 @@ def _weights_key(weights):
         path = Path(weights)
         if not path.is_file():
             return None  # load_model raises the FileNotFoundError with its message
-        from .providers.registry import file_sha256  # lazy: sin.providers imports this module
-
         return "sha256:" + file_sha256(path)
     return None
 

@@ -13,8 +13,11 @@ ties go to channel 0 as ``argmax`` does in the original code.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .model import STEPS, STRIDE
@@ -167,6 +170,35 @@ def _initial_slots(n: int, m: int, batch: int, device, dtype) -> torch.Tensor:
     return q.unsqueeze(0).expand(batch, 4, n, m).contiguous()
 
 
+def _check_logits(logits) -> tuple[int, int]:
+    """The seed grid ``(n, m)`` of SIN's 8 logit maps after checking them: torch tensors
+    ``(B, 2, H_i, W_i)`` of one batch size and device, in :data:`sin.model.STEPS` order, each of
+    the size its step makes from the first (``ValueError`` naming the step otherwise)."""
+    if isinstance(logits, torch.Tensor) or not isinstance(logits, Sequence) or len(logits) != len(STEPS):
+        got = f"a tensor of shape {tuple(logits.shape)}" if isinstance(logits, torch.Tensor) else \
+            f"{len(logits)} items" if isinstance(logits, Sequence) else type(logits).__name__
+        raise ValueError(f"logits must be a sequence of {len(STEPS)} tensors, one per step {STEPS} "
+                         f"(the output of SINNet), got {got}")
+    for step, lg in zip(STEPS, logits):
+        if not isinstance(lg, torch.Tensor):
+            hint = " (convert with torch.from_numpy)" if isinstance(lg, np.ndarray) else ""
+            raise ValueError(f"logits of step {step} must be a torch tensor, got {type(lg).__name__}{hint}")
+        if lg.ndim != 4 or lg.shape[1] != 2:
+            raise ValueError(f"logits of step {step} must be (B, 2, H, W), got shape {tuple(lg.shape)}")
+        if lg.shape[0] != logits[0].shape[0] or lg.device != logits[0].device:
+            raise ValueError(f"logits of step {step} have batch {lg.shape[0]} on {lg.device}, step {STEPS[0]} "
+                             f"has batch {logits[0].shape[0]} on {logits[0].device}")
+    n, m = grid_from_logits(logits)
+    rows = cols = 1  # the map of step "<level><axis>" is (rows (n-1) + 1) x (cols (m-1) + 1)
+    for step, lg in zip(STEPS, logits):
+        cols, rows = (cols * 2, rows) if step[1] == "h" else (cols, rows * 2)
+        want = (rows * (n - 1) + 1, cols * (m - 1) + 1)
+        if tuple(lg.shape[-2:]) != want:
+            raise ValueError(f"logits of step {step} have size {tuple(lg.shape[-2:])}, expected {want} for a "
+                             f"{n}x{m} seed grid: the logits must be in the order {STEPS} (as SINNet returns them)")
+    return n, m
+
+
 def soft_interpolate(logits: Sequence[torch.Tensor], *, temperature: float = 1.0) -> Assignment:
     """Differentiable SIN assignment of every pixel to the (at most 4) seeds of its grid cell.
 
@@ -184,10 +216,17 @@ def soft_interpolate(logits: Sequence[torch.Tensor], *, temperature: float = 1.0
         ``weight`` ``(B, 4, H, W)`` (sums to 1 over the 4 slots), ``index`` the seed id of each
         slot, ``num_superpixels = n * m``. Use it with :func:`sin.pooling.superpixel_pool` /
         :func:`sin.pooling.superpixel_unpool`.
+
+    Raises
+    ------
+    ValueError
+        ``logits`` that are not SINNet's 8 tensors in step order (numpy arrays, a wrong count,
+        shape, batch size or order; the message names the step), or a bad ``temperature``.
     """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    n, m = grid_from_logits(logits)
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0 \
+            or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    n, m = _check_logits(logits)
     batch = logits[0].shape[0]
     dtype = logits[0].dtype if logits[0].is_floating_point() else torch.float32
     q = _initial_slots(n, m, batch, logits[0].device, dtype)

@@ -179,11 +179,18 @@ def read_labels(path) -> np.ndarray:
 
 
 def overlay_boundaries(image: np.ndarray, labels: np.ndarray, color=(255, 230, 0)) -> np.ndarray:
-    """uint8 RGB image with superpixel boundaries (4-neighbour label changes) painted."""
+    """uint8 RGB image with superpixel boundaries (4-neighbour label changes) painted.
+
+    Raises ``ValueError`` for a bad image (see :func:`sin.image.as_uint8_rgb`) or labels that are
+    not an ``(H, W)`` map of the image's size.
+    """
     from .image import as_uint8_rgb
 
     img = as_uint8_rgb(image).copy()
     labels = np.asarray(labels)
+    if labels.shape != img.shape[:2]:
+        raise ValueError(f"labels of shape {labels.shape} do not match the image ({img.shape[0]}x{img.shape[1]}): "
+                         "one label per pixel is needed")
     edge = np.zeros(labels.shape, dtype=bool)
     edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
     edge[:-1, :] |= labels[:-1, :] != labels[1:, :]

@@ -608,6 +608,10 @@ def evaluate(labels, ground_truths, image=None, *, tolerance=None, image_id=None
     lab = _check_map(labels, "labels")
     if isinstance(ground_truths, np.ndarray) and ground_truths.ndim == 2:
         ground_truths = [ground_truths]
+    if ground_truths is None or isinstance(ground_truths, (str, bytes, numbers.Number)) or \
+            not hasattr(ground_truths, "__iter__") or (isinstance(ground_truths, np.ndarray) and ground_truths.ndim < 2):
+        raise ValueError(f"ground_truths must be an (H, W) label map or a sequence of them, "
+                         f"got {type(ground_truths).__name__}")
     ground_truths = list(ground_truths)
     if not ground_truths:
         raise ValueError("at least one ground truth is needed")

@@ -107,7 +107,21 @@ def superpixel_pool(features: torch.Tensor, assignment: Assignment, *, eps: floa
         ``sum_p w_pk f_p / sum_p w_pk``; zero for empty superpixels.
     mass : (B, K) tensor
         ``sum_p w_pk``; ``mass > 0`` marks the superpixels that exist.
+
+    Raises
+    ------
+    ValueError
+        ``features`` not a ``(B, C, H, W)`` tensor (e.g. ``(C, H, W)``: add the batch axis with
+        ``features[None]``), or an assignment of another size or batch.
     """
+    if not isinstance(features, torch.Tensor):
+        raise ValueError(f"features must be a torch tensor (B, C, H, W), got {type(features).__name__}")
+    if features.ndim != 4:
+        hint = ": add the batch axis with features[None]" if features.ndim == 3 else ""
+        raise ValueError(f"features must be (B, C, H, W), got shape {tuple(features.shape)}{hint}")
+    if not isinstance(assignment, Assignment):
+        raise ValueError(f"assignment must be an Assignment (Assignment.from_labels(labels) for a label map), "
+                         f"got {type(assignment).__name__}")
     b, c, h, w = features.shape
     if assignment.shape != (h, w) or assignment.index.shape[0] not in (1, b):
         raise ValueError(

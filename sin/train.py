@@ -29,7 +29,6 @@ DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 writes all outputs.
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import os
 import sys
@@ -43,6 +42,7 @@ import torch.nn.functional as F
 
 from .argtypes import number as _number
 from .checkpoint import atomic_torch_save, load_torch_file, save_weights
+from .fingerprint import arrays_digest, hasher
 from .geometry import network_size
 from .inference import normalize_image
 from .loss import sin_loss
@@ -147,18 +147,10 @@ class TrainingSet:
             raise ValueError("need one (non-empty) list of segmentations per image")
         self.device = torch.device(device)
         self.images, self.labels, self.samples = [], [], []
-        digest = hashlib.blake2b(digest_size=16) if identity is None else None
         for i, (img, segs) in enumerate(zip(images, segmentations)):
             img = np.asarray(img)
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"training image {i} must be (H, W, 3) uint8, got {img.dtype} {img.shape}")
-            if digest is not None:
-                digest.update(f"{img.shape}".encode())
-                digest.update(np.ascontiguousarray(img).data)
-                for seg in segs:
-                    seg = np.ascontiguousarray(seg, dtype=np.int32)
-                    digest.update(f"{seg.shape}".encode())
-                    digest.update(seg.data)
             self.images.append(torch.tensor(img).permute(2, 0, 1).contiguous().to(self.device))
             stack = []
             for seg in segs:
@@ -170,7 +162,11 @@ class TrainingSet:
                 raise ValueError(f"image {i} has no segmentation")
             self.labels.append(torch.stack(stack).to(self.device))
             self.samples.extend((i, t) for t in range(len(stack)))
-        self.identity = dict(identity) if identity is not None else {"fingerprint": digest.hexdigest()}
+        if identity is None:  # the content: each image, then its segmentations as int32 (one at a time)
+            content = (a for img, segs in zip(images, segmentations)
+                       for a in (np.asarray(img), *(np.asarray(seg, dtype=np.int32) for seg in segs)))
+            identity = {"fingerprint": arrays_digest(content, 32)}
+        self.identity = dict(identity)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -247,7 +243,7 @@ def bsds500_training_identity(root=None, splits=("train", "val"), limit: int | N
     """
     from .datasets.bsds500 import BSDS500
 
-    h = hashlib.sha256()
+    h = hasher()
     root_path = None
     n_images = 0
     for split in splits:

@@ -20,6 +20,14 @@ def data_path(*parts) -> Path:
     return p
 
 
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own cache root (label maps, merged weights, features): nothing is
+    written into the repository's ``cache/`` and no test sees another's cached files."""
+    monkeypatch.setenv("SIN_CACHE_DIR", str(tmp_path / "sin_cache"))
+    return tmp_path / "sin_cache"
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

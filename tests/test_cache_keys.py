@@ -20,12 +20,18 @@ PINNED_PROVIDERS = {
     "ers": "be57d4bd4436ec35",
     "fh": "ec8b5c61744fc0ce",
     "sin:precision=fp32": "1a3fbf788159f8e2",
+    # the weights tag keeps the key (and the folder name sin_msrc21-...) it had as the provider sin_msrc21
+    "sin:weights=msrc21,precision=fp32": "1eed79e728d7e8f4",
 }
 
 
 @pytest.mark.parametrize("spec", sorted(PINNED_PROVIDERS))
 def test_builtin_provider_fingerprints_are_pinned(spec):
     assert get_provider(spec).fingerprint == PINNED_PROVIDERS[spec]
+
+
+def test_weights_tag_folder_is_pinned():
+    assert get_provider("sin:weights=msrc21,precision=fp32").tag == "sin_msrc21-1eed79e728d7"
 
 
 def test_label_cache_layout_is_pinned():

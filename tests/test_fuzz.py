@@ -279,3 +279,193 @@ def test_empty_maps_are_clear_value_errors():
     _raises_value_error(enforce_connectivity, np.zeros((3, 0), int))
     _raises_value_error(enforce_connectivity, np.zeros(5, int))
     _raises_value_error(enforce_connectivity, np.zeros((3, 3)) + 0.5)
+
+
+def test_api_edge_cases_are_clear_value_errors():
+    """The five API edge cases of issue 23 item 9 (were TypeError, AttributeError, RuntimeError, IndexError)."""
+    from sin.interpolation import soft_interpolate
+    from sin.io import overlay_boundaries
+    from sin.pooling import Assignment, superpixel_pool
+
+    ok = np.zeros((6, 7), int)
+    _raises_value_error(M.evaluate, ok, None)
+    _raises_value_error(M.evaluate, ok, 3)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        logits = sin.SINNet()(torch.rand(1, 3, 33, 49))
+    assert soft_interpolate(logits).weight.shape == (1, 4, 33, 49)
+    _raises_value_error(soft_interpolate, [lg.numpy() for lg in logits])
+    _raises_value_error(soft_interpolate, list(reversed(logits)))
+    _raises_value_error(soft_interpolate, [logits[1], logits[0], *logits[2:]])
+    _raises_value_error(soft_interpolate, logits[:7])
+    _raises_value_error(soft_interpolate, logits, temperature=float("nan"))
+    a = Assignment.from_labels(torch.zeros((1, 8, 9), dtype=torch.int64))
+    _raises_value_error(superpixel_pool, torch.zeros(3, 8, 9), a)
+    _raises_value_error(superpixel_pool, np.zeros((1, 3, 8, 9)), a)
+    assert superpixel_pool(torch.ones(1, 3, 8, 9), a)[0].shape == (1, 3, 1)
+    _raises_value_error(overlay_boundaries, np.zeros((6, 8, 3), np.uint8), ok)
+    _raises_value_error(overlay_boundaries, np.zeros((6, 7, 3), np.uint8), np.zeros((6, 7, 2), int))
+
+
+# ---------------------------------------------------------------------------------- provider parameters
+# (issue 23 item 8: every declared parameter, valid values run, invalid ones one ValueError; never a crash)
+from param_strategies import NATIVE, fuzz_valid, invalid_values  # noqa: E402  (tests/param_strategies.py)
+
+SLOW_PROVIDERS = {"sin", "ssn"}
+
+
+@pytest.mark.parametrize("name", [n for n in PROVIDERS if n not in NATIVE])
+def test_provider_parameters_valid_values_run(name):
+    assert fuzz_valid(name, 2 if name in SLOW_PROVIDERS else 5) >= 1
+
+
+def test_native_provider_parameters_never_crash():
+    """SEEDS, LSC and fast-slic with valid parameter values, in a subprocess: a crash (segfault,
+    SIGFPE) fails this test with the case that caused it instead of killing the test run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    names = [n for n in NATIVE if n in PROVIDERS]
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(here.parent), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, str(here / "param_strategies.py"), *(f"{n}=15" for n in names)],
+                          capture_output=True, text=True, timeout=300, cwd=here.parent, env=env)
+    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
+    assert proc.returncode == 0, f"exit code {proc.returncode}; last output:\n{tail}"
+    assert all(f"done {n}:" in proc.stdout for n in names), tail
+
+
+@st.composite
+def _bad_parameter(draw):
+    name = draw(st.sampled_from(sin.available_providers()))
+    declared = sin.providers.registry.lookup(name).declared
+    if not declared:
+        return name, None, None
+    key = draw(st.sampled_from(sorted(declared)))
+    return name, key, draw(invalid_values(declared[key]))
+
+
+@settings(FUZZ, max_examples=150)
+@given(case=_bad_parameter())
+def test_provider_parameters_invalid_values_raise_one_value_error(case):
+    from sin.providers.params import format_value
+
+    name, key, value = case
+    if key is None:
+        return
+    want = rf"provider '{name}': parameter '{key}' must be .*, got"
+    with pytest.raises(ValueError, match=want):
+        sin.get_provider(name, **{key: value})
+    with pytest.raises(ValueError, match=want):
+        sin.get_provider(name).with_params(**{key: value})
+    text = format_value(value)
+    if "," not in text and ":" not in text and "=" not in text:  # the CLI form, where it has one
+        with pytest.raises(ValueError, match=want):
+            sin.get_provider(f"{name}:{key}={text}")
+
+
+@pytest.mark.parametrize("spec,key", [
+    ("seeds:num_levels=50", "num_levels"), ("seeds:histogram_bins=0", "histogram_bins"),
+    ("fastslic:subsample_stride=0", "subsample_stride"), ("slic:compactness=0", "compactness"),
+    ("slic:compactness=abc", "compactness"), ("slic:compactness=-5", "compactness"),
+    ("slic:first_ratio=0", "first_ratio"), ("fh:max_rounds=0", "max_rounds"), ("sin:weights=5", "weights"),
+    ("lsc:ratio=-1", "ratio"), ("sin:precision=fp16", "precision"), ("sin:device=gpu", "device"),
+    ("ers:connectivity=6", "connectivity"), ("snic:compactness=nan", "compactness")])
+def test_issue_parameter_values_are_refused_before_running(spec, key):
+    """The values of the issue (segfaults, SIGFPE, raw ZeroDivisionError/TypeError/AttributeError,
+    silent nonsense) are refused when the provider is made, before any native code runs."""
+    name = spec.partition(":")[0]
+    if name not in sin.available_providers():
+        pytest.skip(f"{name} is not installed here")
+    with pytest.raises(ValueError, match=rf"provider '{name}': parameter '{key}' must be [^\n]+, got"):
+        sin.get_provider(spec)
+
+
+# ---------------------------------------------------------------------------------- spec strings
+_SPEC_WORDS = st.sampled_from(["slic", "sin", "ers", "grid", "sin_msrc21", "nope", "h4.mod", "os.path", "json",
+                               "sin.providers.grid", "compactness", "weights", "msrc21", "k", "1x", "", " "])
+_SPEC_CHARS = st.text(alphabet=st.sampled_from(list("abc019_.:=,@ -'\"[]()")), max_size=12)
+
+
+@settings(FUZZ, max_examples=200)
+@given(parts=st.lists(st.one_of(_SPEC_WORDS, _SPEC_CHARS), min_size=1, max_size=6),
+       seps=st.lists(st.sampled_from([":", "=", ",", "@", ".", ""]), min_size=6, max_size=6))
+def test_spec_strings_give_a_provider_or_one_value_error(parts, seps):
+    text = "".join(p + s for p, s in zip(parts, seps))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            p = sin.get_provider(text)
+    except ValueError as exc:
+        assert "\n" not in str(exc).strip() or "Traceback" not in str(exc)
+        return
+    assert isinstance(p, sin.Provider)
+    assert len(p.fingerprint) == 16
+
+
+# ---------------------------------------------------------------------------------- user-code identity
+@settings(FUZZ, max_examples=10)
+@given(a=st.integers(1, 6), b=st.integers(1, 6))
+def test_closures_of_one_factory_never_share_cached_maps(tmp_path_factory, a, b):
+    """Closures from one factory (same name, same file, same parameters) used to share a cache key."""
+    from sin.providers import LabelCache
+
+    def factory(n):
+        def bands(image, n_segments):
+            return (np.arange(image.shape[0]) * n // image.shape[0])[:, None].repeat(image.shape[1], 1)
+        return bands
+
+    cache = LabelCache(tmp_path_factory.mktemp("labels"))
+    img = np.zeros((12, 10, 3), np.float32)
+    fa, fb = factory(a), factory(b)
+    la, _ = cache.labels(fa, img, 4)
+    lb, _ = cache.labels(fb, img, 4)
+    assert la.max() + 1 == a and lb.max() + 1 == b
+    assert sin.get_provider(fa).fingerprint != sin.get_provider(fb).fingerprint
+    assert not any(cache.root.rglob("*.npz"))  # undeclared code: never written to disk
+
+
+# ---------------------------------------------------------------------------------- cache-file damage
+@st.composite
+def _damaged_maps(draw):
+    kind = draw(st.sampled_from(["float", "negative", "gaps", "shape", "disconnected", "bytes", "empty"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    labels = np.repeat(np.repeat(np.arange(6).reshape(2, 3), 6, 0), 4, 1)  # 12 x 12, 6 blocks
+    if kind == "float":
+        labels = labels + rng.random(labels.shape)
+    elif kind == "negative":
+        labels = labels - draw(st.integers(1, 5))
+    elif kind == "gaps":
+        labels = labels * draw(st.integers(2, 9))
+    elif kind == "shape":
+        labels = labels[: draw(st.integers(1, 11))]
+    elif kind == "disconnected":
+        labels = labels.copy()
+        labels[0, 0] = 5
+    elif kind == "empty":
+        labels = labels[:0]
+    return kind, labels
+
+
+@settings(FUZZ, max_examples=14)
+@given(case=_damaged_maps())
+def test_damaged_cache_files_are_recomputed_not_served(tmp_path_factory, case):
+    from sin.providers import LabelCache
+    from sin.providers.cache import LabelCacheWarning
+
+    kind, bad = case
+    cache = LabelCache(tmp_path_factory.mktemp("labels"))
+    img = np.random.default_rng(0).random((12, 12, 3)).astype(np.float32)
+    want, _ = cache.labels("grid", img, 6)
+    path = cache.path(sin.get_provider("grid"), 6, img)
+    if kind == "bytes":
+        path.write_bytes(path.read_bytes()[:40])  # truncated by a killed writer
+    else:
+        np.savez_compressed(path, labels=bad, seconds=np.float64(0.1), image=np.str_(sin.providers.image_digest(img)))
+    with pytest.warns(LabelCacheWarning, match="damaged"):
+        got, _ = cache.labels("grid", img, 6)
+    assert got.dtype == np.int32 and np.array_equal(got, want)
+    again, _ = cache.labels("grid", img, 6)  # rewritten: served from the cache now, silently
+    assert np.array_equal(again, want)

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sin
 from sin.connectivity import is_4connected
 from sin.providers import LabelCache, SuperpixelCountWarning, WeightsInfo, get_provider, register_provider
 
@@ -79,9 +78,15 @@ def test_count_warning_names_the_provider_and_why():
         get_provider("h5_one_region")(np.full((40, 40, 3), 0.5, np.float32), 100)
     with pytest.warns(SuperpixelCountWarning, match="noise"):
         get_provider("h5_one_region")(np.random.default_rng(0).random((40, 40, 3)), 100)
-    with warnings.catch_warnings():
+    # too few pixels for the request: said, not silent (issue 23 item 7: SLIC gave 9 for K=50 on 10x10)
+    with pytest.warns(SuperpixelCountWarning, match=r"only 100 pixels for 30 superpixels.*at most 25"):
+        get_provider("h5_one_region")(np.full((10, 10, 3), 0.5, np.float32), 30)
+    tiny = np.random.default_rng(1).random((10, 10, 3)).astype(np.float32)
+    with pytest.warns(SuperpixelCountWarning, match=r"'slic' returned \d+ superpixels for n_segments=50.*only 100 pixels"):
+        get_provider("slic")(tiny, 50)
+    with warnings.catch_warnings():  # a count within [K/2, 2K] needs no warning, however small the image
         warnings.simplefilter("error", SuperpixelCountWarning)
-        get_provider("h5_one_region")(np.full((10, 10, 3), 0.5, np.float32), 30)  # < 4K pixels: no rule
+        get_provider("grid")(tiny, 20)
 
 
 # ---------------------------------------------------------------------------------- size policy
@@ -111,8 +116,10 @@ def test_downscale_keeps_shape_count_and_connectivity(name):
 
 
 def test_provider_table_lists_the_size_limits():
-    table = sin.providers.provider_table()
-    assert "max image" in table and "4 MP" in table
+    from sin.cli import provider_table
+
+    table = provider_table()
+    assert "max image" in table and "| `ers` | yes | by construction |  | 4 MP |" in table
 
 
 # ---------------------------------------------------------------------------------- label cache
@@ -138,7 +145,7 @@ def test_label_cache_recomputes_when_weights_are_rewritten_in_place(tmp_path):
         bands = int(open(weights if weights is not None else default_file, "rb").read()[0])
         return (np.arange(image.shape[0]) * bands // image.shape[0])[:, None].repeat(image.shape[1], 1)
 
-    register_provider("h5_weighted", banded, connected=True, overwrite=True,
+    register_provider("h5_weighted", banded, connected=True, overwrite=True, version="1",
                       weights=WeightsInfo(param="weights", default=lambda: weights, source="test", licence="none"))
     cache = LabelCache(tmp_path / "cache")
     img = np.zeros((20, 30, 3), np.float32)
@@ -152,3 +159,26 @@ def test_label_cache_recomputes_when_weights_are_rewritten_in_place(tmp_path):
     assert get_provider("h5_weighted").fingerprint != fp
     b, _ = cache.labels("h5_weighted", img, 4, image_id="im")
     assert b.max() == 3 and len(calls) == 2
+
+
+def test_label_cache_never_answers_what_the_provider_refuses(tmp_path):
+    """A stored K=40 map used to answer n_segments=40.7 (issue 23 item 7); and a stored map of an
+    image above the provider's size limit, or for a bad parameter value, is not served either."""
+    cache = LabelCache(tmp_path)
+    img = np.random.default_rng(0).random((30, 40, 3)).astype(np.float32)
+    cache.labels("slic", img, 40)
+    with pytest.raises(ValueError) as direct:
+        get_provider("slic")(img, 40.7)
+    with pytest.raises(ValueError) as cached:
+        cache.labels("slic", img, 40.7)
+    assert str(cached.value) == str(direct.value)
+    assert np.array_equal(cache.labels("slic", img, 40.0)[0], cache.labels("slic", img, 40)[0])  # 40.0 is 40
+    with pytest.raises(ValueError, match="parameter 'compactness'"):
+        cache.labels("slic:compactness=0", img, 40)
+    # a stored map is not served for an image the provider refuses (here: above its size limit)
+    register_provider("h5_limited", lambda image, n_segments: np.zeros(image.shape[:2], int),
+                      connected=True, version="1", max_pixels=100, overwrite=True)
+    stored = cache.save(get_provider("h5_limited"), img, 4, np.zeros((30, 40), np.int32), 0.1)
+    assert stored.is_file()
+    with pytest.raises(ValueError, match="'h5_limited'.*above its limit of 100 pixels"):
+        cache.labels("h5_limited", img, 4)

@@ -361,7 +361,7 @@ def test_fingerprint_follows_code_version(user_package):
     mod.write_text(mod.read_text() + "\n# edited: a new code version\n")
     importlib.reload(importlib.import_module("h4userpkg.mod"))
     p2 = sin.get_provider("h4userpkg.mod:blocks")
-    assert p2.fingerprint != fp1  # the source file changed
+    assert p2.fingerprint != fp1  # reloaded: another function object (undeclared code is keyed per object)
     # an explicit version bump, same code
     try:
         sin.register_provider("user_versioned", user_blocks, connected=True, version="1", overwrite=True)
@@ -393,7 +393,9 @@ def test_import_path_provider_pickles(user_package):
 def test_user_provider_is_listed_and_usable_by_name():
     sin.register_provider(USER, user_blocks, connected=True, description="test: user blocks", overwrite=True)
     try:
-        assert USER in sin.available_providers() and USER in sin.providers.provider_table()
+        from sin.cli import provider_table
+
+        assert USER in sin.available_providers() and f"| `{USER}` | `aspect` | `1.0` |" in provider_table()
         with pytest.raises(ValueError, match="already registered"):
             sin.register_provider(USER, _float_labels, connected=True)
         labels = sin.get_provider(f"{USER}:aspect=2.0")(np.zeros((20, 20, 3)), 8)

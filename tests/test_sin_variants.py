@@ -6,13 +6,8 @@ import torch
 
 import sin
 from sin.checkpoint import atomic_torch_save, load_model
-from sin.providers.registry import file_sha256
+from sin.fingerprint import file_sha256
 from sin.providers.sin_variants import load_weights_delta, merged_weights_file, save_weights_delta
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SIN_CACHE_DIR", str(tmp_path / "sin_cache"))
 
 
 def _tuned():
@@ -63,47 +58,75 @@ def test_delta_refuses_what_it_cannot_represent_or_verify(tmp_path):
         merged_weights_file(tmp_path / "delta.pt", base=other_base)
 
 
-def test_named_variant_is_a_provider_with_a_recorded_sha256(tmp_path):
+def test_weights_tag_is_one_line_with_a_recorded_sha256(tmp_path):
     import pickle
 
-    from sin.providers import registry
-    from sin.providers.sin_variants import register_sin_variant
+    from sin.providers.sin_provider import SIN_WEIGHTS, merged_delta
 
     save_weights_delta(_tuned(), tmp_path / "delta.pt")
     sha = file_sha256(tmp_path / "delta.pt")
     try:
-        register_sin_variant("sin_test_variant", str(tmp_path / "delta.pt"), sha, source="a test",
-                             description="test variant")
-        p = sin.get_provider("sin_test_variant:precision=fp32")
+        SIN_WEIGHTS.add_tag("testtag", "delta.pt", sha, folder=tmp_path, prepare=merged_delta, source="a test")
+        p = sin.get_provider("sin:weights=testtag,precision=fp32")
+        assert p.name == "sin" and p.weights_tag.name == "testtag" and "testtag" not in sin.available_providers()
         image = (np.random.default_rng(1).random((40, 56, 3)) * 255).astype(np.uint8)
         full = merged_weights_file(tmp_path / "delta.pt")
         np.testing.assert_array_equal(p(image, 30), sin.superpixels(image, 30, weights=full, precision="fp32"))
-        assert p.weights_file == tmp_path / "delta.pt" and sha in registry.get_provider("sin_test_variant").spec.weights.source
-        q = pickle.loads(pickle.dumps(p))
+        assert p.weights_file == tmp_path / "delta.pt" and p.weights_sha256() == sha
+        assert p.tag.startswith("sin_testtag-") and p.fingerprint != sin.get_provider("sin:precision=fp32").fingerprint
+        # the delta given as a path runs the same network (keyed as sin, by the delta's sha256)
+        q = sin.get_provider("sin", weights=str(tmp_path / "delta.pt"), precision="fp32")
         np.testing.assert_array_equal(q(image, 30), p(image, 30))
-        # a file that is not the recorded one is refused when the variant is asked for by name
-        register_sin_variant("sin_test_variant", str(tmp_path / "delta.pt"), "f" * 64, source="a test",
-                             description="test variant", overwrite=True)
+        r = pickle.loads(pickle.dumps(p))
+        assert r == p and r.fingerprint == p.fingerprint
+        np.testing.assert_array_equal(r(image, 30), p(image, 30))
+        # other bytes than the recorded ones are refused on use
+        SIN_WEIGHTS.add_tag("testtag", "delta.pt", "f" * 64, folder=tmp_path, prepare=merged_delta)
         with pytest.raises(ValueError, match="corrupted or replaced"):
-            sin.get_provider("sin_test_variant:precision=fp32")(image, 30)
+            sin.get_provider("sin:weights=testtag,precision=fp32")(image, 30)
+        with pytest.raises(ValueError, match="sha256 must be 64"):
+            SIN_WEIGHTS.add_tag("testtag2", "delta.pt", "abc")
     finally:
-        registry._REGISTRY.pop("sin_test_variant", None)
+        SIN_WEIGHTS.tags.pop("testtag", None)
 
 
-def test_shipped_variants_are_their_recorded_files():
+def test_merged_file_is_checked_on_every_use(tmp_path):
+    save_weights_delta(_tuned(), tmp_path / "delta.pt")
+    full = merged_weights_file(tmp_path / "delta.pt")
+    good = full.read_bytes()
+    data = bytearray(good)
+    data[len(data) // 2] ^= 0xFF  # damaged in the cache (same size)
+    full.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="do not match their recorded sha256"):
+        again = merged_weights_file(tmp_path / "delta.pt")
+    assert again == full and full.read_bytes() != bytes(data)
+    rebuilt = load_model(again).state_dict()
+    for k, v in _tuned().state_dict().items():
+        assert torch.equal(v, rebuilt[k]), k
+
+
+def test_shipped_tags_are_their_recorded_files():
+    import pickle
+
     from sin.checkpoint import DEFAULT_WEIGHTS
-    from sin.providers.sin_variants import SHIPPED_VARIANTS
+    from sin.providers.sin_provider import SIN_WEIGHTS
 
-    assert SHIPPED_VARIANTS
+    assert "msrc21" in SIN_WEIGHTS.tags and "sin_msrc21" not in sin.available_providers()
     image = (np.random.default_rng(3).random((48, 64, 3)) * 255).astype(np.uint8)
     base = load_model(DEFAULT_WEIGHTS).state_dict()
-    for name, (filename, sha, _, _) in SHIPPED_VARIANTS.items():
-        path = DEFAULT_WEIGHTS.parent / filename
-        assert path.is_file() and file_sha256(path) == sha, f"{filename}: update SHIPPED_VARIANTS after regenerating"
-        assert name in sin.available_providers()
-        delta = load_weights_delta(path, expected_sha256=sha)
+    for name, tag in SIN_WEIGHTS.tags.items():
+        path = tag.file()
+        assert path.is_file() and file_sha256(path) == tag.sha256, f"{path.name}: update its tag after regenerating"
+        delta = load_weights_delta(path, expected_sha256=tag.sha256)
         assert delta["base_sha256"] == file_sha256(DEFAULT_WEIGHTS)
         assert any(not torch.equal(v, base[k]) for k, v in delta["state_dict"].items())  # it is fine-tuned
-        labels = sin.get_provider(name, precision="fp32")(image, 40)
+        p = sin.get_provider(f"sin:weights={name}", precision="fp32")
+        assert pickle.loads(pickle.dumps(p)) == p
+        labels = p(image, 40)
         np.testing.assert_array_equal(labels, sin.superpixels(image, 40, weights=merged_weights_file(path),
                                                               precision="fp32"))
+    # the former provider name still resolves, to the tag, and says so
+    with pytest.warns(DeprecationWarning, match="sin:weights=msrc21"):
+        old = sin.get_provider("sin_msrc21:precision=fp32")
+    assert old == sin.get_provider("sin:weights=msrc21,precision=fp32")
+    assert old.spec_string() == "sin:weights=msrc21,precision=fp32"

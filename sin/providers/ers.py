@@ -73,6 +73,7 @@ from numba.extending import intrinsic
 
 from ..connectivity import enforce_connectivity, relabel_sequential
 from ..image import as_float_rgb, as_uint8_rgb, check_n_segments
+from .params import Choice, Float
 from .registry import register_provider
 
 __all__ = ["balancing_gain", "edge_weights", "entropy_rate_gain", "ers", "ers_superpixels", "grid_edges"]
@@ -466,9 +467,13 @@ def _ers_labels(img: np.ndarray, n_segments: int, lambda_: float, sigma: float, 
     return labels, info
 
 
+# max_pixels: ERS took 36 s at 2048x1536 and over 300 s / 4.6 GB at 6000x4000 (issue 15): 4 MP is ~40 s
 @register_provider(
-    "ers", connected=True, connectivity="by construction",
-    description="ERS (Liu et al. 2011), numba port of lib_ers, 4-neighbour graph, lambda=0.5, sigma=5")
+    "ers", connected=True, connectivity="by construction", version="1", max_pixels=4_000_000,
+    description="ERS (Liu et al. 2011), numba port of lib_ers, 4-neighbour graph, lambda=0.5, sigma=5",
+    params={"lambda_": Float(0, help="balancing weight (times K)"),
+            "sigma": Float(0, low_open=True, help="Gaussian kernel width per channel"),
+            "connectivity": Choice(4, 8, help="pixel graph")})
 def ers_superpixels(image: np.ndarray, n_segments: int, *, lambda_: float = 0.5, sigma: float = 5.0,
                     connectivity: int = 4) -> np.ndarray:
     """Provider entry point: ``image`` is a validated ``(H, W, 3)`` float32 RGB image in [0, 1].

@@ -20,12 +20,15 @@ fast-slic``, or ``make install``, which does this); otherwise ``fastslic`` is si
   labels are int16, so the request is clamped to ``min(H * W, 32767)``.
 * Threads: ``num_threads=1`` by default (reproducible timings, no contention with a torch
   thread pool); ``-1`` uses every core.
+* Parameter ranges (found in subprocesses): ``subsample_stride=0`` kills the process with SIGFPE
+  and the stride is a uint8 (256 and above raise OverflowError), so it is 1..255.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .params import Bool, Float, Int
 from .registry import register_provider
 
 try:  # optional third-party package: the provider exists only where it imports
@@ -89,4 +92,13 @@ if _SlicFast is not None:
     # the package's version and build enter the fingerprint (its code is not in this repository)
     register_provider("fastslic", _fastslic_superpixels, connected=True, connectivity="post-processing",
                       extra=True, version=f"1;fast-slic {_PKG_VERSION};{_SlicFast.__name__}",
-                      description="fast-slic (AVX2 SLIC), optional package, count calibrated")
+                      description="fast-slic (AVX2 SLIC), optional package, count calibrated",
+                      params={"compactness": Float(0, low_open=True, help="colour vs space weight"),
+                              "max_num_iter": Int(1, 1000, help="k-means iterations per run"),
+                              "min_size_factor": Float(0, 1, help="segments below this fraction of the mean size "
+                                                                  "are merged"),
+                              "subsample_stride": Int(1, 255, help="assignment update stride (0 crashes)"),
+                              "calibrate": Bool(help="re-run until the count is within tolerance"),
+                              "tolerance": Float(0, help="accepted relative count error"),
+                              "max_rounds": Int(1, 50, help="most runs when calibrating"),
+                              "num_threads": Int(-1, 1024, help="threads (-1: every core)")})

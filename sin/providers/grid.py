@@ -8,7 +8,7 @@ from ..geometry import grid_shape
 from .registry import register_provider
 
 
-@register_provider("grid", connected=True, connectivity="by construction", extra=True,
+@register_provider("grid", connected=True, connectivity="by construction", extra=True, version="1",
                    description="regular n x m grid of rectangles (trivial baseline)")
 def grid_superpixels(image: np.ndarray, n_segments: int) -> np.ndarray:
     """An ``n x m`` grid with the same ``(n, m)`` rule as SIN (:func:`sin.geometry.grid_shape`)."""

@@ -5,6 +5,14 @@ post-processing absorbs small pieces only), so 4-connectivity is enforced afterw
 :func:`sin.connectivity.enforce_connectivity`. Both need images of at least 16x16 pixels and
 clamp the requested count into a safe range (see :func:`_safe_count`).
 
+Parameter ranges, found by running OpenCV 4.8-5.1 in subprocesses: SEEDS segfaults for
+``num_levels`` above 32 (its ``1 << (levels - 1)`` overflows an int) and for ``histogram_bins`` below
+1; its histograms take ``bins**3`` floats per block of the finest level, so many levels with many
+bins can ask for tens of GB (refused up front, see :func:`_seeds_histogram_bytes`). ``prior`` is
+documented as 0..5 (larger values are clamped by OpenCV). LSC runs with any ``ratio`` but its
+sign does not matter (distances are squared) and 0 drops the spatial term, so only ``ratio > 0``
+is meaningful; with 0 iterations it returns a single region.
+
 Needs ``opencv-contrib-python(-headless)``. ``pysodmetrics`` pulls the plain OpenCV wheel,
 which shadows ``cv2.ximgproc`` if installed after contrib; the Makefile reinstalls contrib last.
 """
@@ -14,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..connectivity import enforce_connectivity
+from .params import Float, Int
 from .registry import register_provider
 
 
@@ -55,22 +64,55 @@ def _to_lab8(image: np.ndarray):
     return cv2.cvtColor(np.round(image * 255).astype(np.uint8), cv2.COLOR_RGB2Lab)
 
 
-@register_provider("seeds", connected=True, connectivity="post-processing", extra=True,
-                   description="SEEDS (Van den Bergh et al. 2012), OpenCV-contrib")
+#: Largest histogram memory SEEDS may allocate (bytes); see :func:`_seeds_histogram_bytes`.
+SEEDS_MAX_HISTOGRAM_BYTES = 4 << 30
+
+
+def _seeds_histogram_bytes(h: int, w: int, k: int, num_levels: int, histogram_bins: int) -> int:
+    """The histogram memory OpenCV's SEEDS allocates (its ``initialize``, redone in Python): one
+    ``bins**3`` histogram (padded to 64 bytes) per block of every level, 2x2 blocks per parent."""
+    k = max(k, 10)
+    levels = max(num_levels, 2)
+    nsh = max(1, int(np.sqrt(k * h / w)))
+    nsw = max(1, nsh * w // h)
+    while levels > 1 and (w / nsw / (1 << (levels - 1)) < 1 or h / nsh / (1 << (levels - 1)) < 1):
+        levels -= 1
+    bw, bh = int(np.ceil(w / nsw / (1 << (levels - 1)))), int(np.ceil(h / nsh / (1 << (levels - 1))))
+    blocks = total = (w // bw) * (h // bh)
+    for _ in range(levels - 1):
+        blocks //= 4
+        total += blocks
+    return total * (-(-histogram_bins ** 3 // 16) * 16) * 4
+
+
+# max_pixels: SEEDS 12 MP, LSC 4 MP (the limits of the earlier central table, set after issue 15)
+@register_provider("seeds", connected=True, connectivity="post-processing", extra=True, version="1",
+                   max_pixels=12_000_000, description="SEEDS (Van den Bergh et al. 2012), OpenCV-contrib",
+                   params={"num_levels": Int(1, 32, help="block levels (OpenCV raises 1 to 2)"),
+                           "prior": Int(0, 5, help="shape smoothing term (0: off)"),
+                           "histogram_bins": Int(1, 16, help="colour histogram bins per channel"),
+                           "num_iterations": Int(0, 1000, help="pixel-level iterations")})
 def seeds_superpixels(image, n_segments, *, num_levels=4, prior=2, histogram_bins=5, num_iterations=10):
     cv2 = _ximgproc()
     h, w = image.shape[:2]
     # SEEDS segfaults for steps from ~0.4 of the short side up (e.g. 54x21 with K=9; found by the
     # contract test); 0.35 never crashed in 2000 forked runs near that boundary
     k = _safe_count(h, w, n_segments, "seeds", max_step=0.35)
+    need = _seeds_histogram_bytes(h, w, k, num_levels, histogram_bins)
+    if need > SEEDS_MAX_HISTOGRAM_BYTES:
+        raise ValueError(f"seeds: num_levels={num_levels} with histogram_bins={histogram_bins} needs "
+                         f"{need / 2**30:.1f} GB of histograms for a {h}x{w} image (limit "
+                         f"{SEEDS_MAX_HISTOGRAM_BYTES / 2**30:.0f} GB); use fewer levels or bins")
     seeds = cv2.ximgproc.createSuperpixelSEEDS(w, h, 3, k, num_levels, prior, histogram_bins, False)
     seeds.iterate(_to_lab8(image), num_iterations)
     labels, _ = enforce_connectivity(seeds.getLabels())
     return labels
 
 
-@register_provider("lsc", connected=True, connectivity="post-processing", extra=True,
-                   description="Linear Spectral Clustering (Li & Chen 2015), OpenCV-contrib")
+@register_provider("lsc", connected=True, connectivity="post-processing", extra=True, version="1",
+                   max_pixels=4_000_000, description="Linear Spectral Clustering (Li & Chen 2015), OpenCV-contrib",
+                   params={"ratio": Float(0, low_open=True, help="compactness: weight of the spatial term"),
+                           "num_iterations": Int(1, 1000, help="clustering iterations")})
 def lsc_superpixels(image, n_segments, *, ratio=0.075, num_iterations=10):
     cv2 = _ximgproc()
     h, w = image.shape[:2]

@@ -1,31 +1,36 @@
-"""SIN weight variants stored as a delta on the shipped weights, and the named variants.
+"""SIN weights stored as a delta on the shipped weights.
 
 A fine-tuned SIN that changed only part of the network (end-to-end training through Bilateral
 Inception trains the decoder: 0.6 M of 1.8 M parameters) is stored as that part alone, with the
 sha256 of the shipped weights file it applies to: 2.4 MB instead of 7.1 MB, small enough to ship.
 :func:`merged_weights_file` rebuilds the full network once and writes it to the cache
-(``sin.paths.cache_root() / "weights"``, named by both digests), so the ordinary ``sin`` machinery
-(:func:`sin.superpixels`, its predictor cache keyed by file content) runs it unchanged.
+(``sin.paths.cache_root() / "weights"``, named by both digests) with a record of its own sha256,
+checked on every use (a damaged or replaced merged file is rebuilt, with a warning), so the
+ordinary ``sin`` machinery (:func:`sin.superpixels`, its predictor cache keyed by file content)
+runs it unchanged.
 
-Named variants are registered providers: ``sin_msrc21`` is SIN fine-tuned end to end through BI on
-MSRC-21 (``results/semseg/README.md``); the registry records its file's sha256 and refuses a file with
-another (a corrupted or replaced download). A variant registers only when its file is present.
+Named deltas are weights tags of the ``sin`` provider (``sin:weights=msrc21``, registered in
+:mod:`sin.providers.sin_provider`); a delta file given as a path (``sin:weights=PATH``) works too
+(:func:`full_weights_file`).
 """
 
 from __future__ import annotations
 
+import threading
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
 
 from ..checkpoint import DEFAULT_WEIGHTS, atomic_torch_save, load_model, load_torch_file, save_weights
-from ..inference import superpixels
+from ..fingerprint import file_sha256
+from ..io import atomic_write
 from ..model import SINNet
 from ..paths import cache_root
-from .registry import DEFAULT_MAX_PIXELS, WeightsInfo, file_sha256, register_provider
 
-__all__ = ["DELTA_FORMAT", "save_weights_delta", "load_weights_delta", "merged_weights_file", "SINVariant",
-           "register_sin_variant", "VARIANTS"]
+__all__ = ["DELTA_FORMAT", "full_weights_file", "is_weights_delta", "load_weights_delta", "merged_weights_file",
+           "save_weights_delta"]
 
 DELTA_FORMAT = "sin-weights-delta-v1"
 #: the part of SIN a decoder-only fine-tuning changes
@@ -52,99 +57,87 @@ def load_weights_delta(path, *, expected_sha256: str | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SIN weights delta not found: {path}")
-    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
-        raise ValueError(f"{path} has sha256 {file_sha256(path)[:16]}..., the registry records "
-                         f"{expected_sha256[:16]}...: a corrupted or replaced weights file")
+    _check_sha256(path, expected_sha256)
     obj = load_torch_file(path, "SIN weights delta")
     if not isinstance(obj, dict) or obj.get("format") != DELTA_FORMAT or not isinstance(obj.get("state_dict"), dict):
         raise ValueError(f"{path} is not a SIN weights delta ({DELTA_FORMAT})")
     return obj
 
 
+def _check_sha256(path: Path, expected: str | None) -> str:
+    sha = file_sha256(path)
+    if expected is not None and sha != expected:
+        raise ValueError(f"{path} has sha256 {sha[:16]}..., the registry records "
+                         f"{expected[:16]}...: a corrupted or replaced weights file")
+    return sha
+
+
+_BASE_OF: dict = {}  # delta sha256 -> sha256 of the base weights it applies to (read once per file)
+_IS_DELTA: dict = {}  # file sha256 -> whether it is a delta
+_LOCK = threading.Lock()
+
+
 def merged_weights_file(path, *, expected_sha256: str | None = None, base=None) -> Path:
-    """The full weights file of a delta (built once, in the cache; keyed by both files' sha256)."""
-    delta = load_weights_delta(path, expected_sha256=expected_sha256)
+    """The full weights file of a delta, built once in the cache (named by both files' sha256)
+    and checked against its recorded sha256 on every use (rebuilt, with a warning, when it was
+    damaged or replaced)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SIN weights delta not found: {path}")
+    sha = _check_sha256(path, expected_sha256)
+    with _LOCK:
+        base_sha = _BASE_OF.get(sha)
+    if base_sha is None:
+        base_sha = load_weights_delta(path)["base_sha256"]
+        with _LOCK:
+            _BASE_OF[sha] = base_sha
     base = Path(base) if base is not None else DEFAULT_WEIGHTS
     if not base.is_file():
-        raise FileNotFoundError(f"the base SIN weights of {Path(path).name} are missing: {base}")
-    if file_sha256(base) != delta["base_sha256"]:
-        raise ValueError(f"{Path(path).name} applies to weights with sha256 {delta['base_sha256'][:16]}..., "
+        raise FileNotFoundError(f"the base SIN weights of {path.name} are missing: {base}")
+    if file_sha256(base) != base_sha:
+        raise ValueError(f"{path.name} applies to weights with sha256 {base_sha[:16]}..., "
                          f"{base} has {file_sha256(base)[:16]}...")
-    out = cache_root() / "weights" / f"sin_{delta['base_sha256'][:12]}_{file_sha256(path)[:12]}.pt"
-    if out.is_file():
-        return out
+    out = cache_root() / "weights" / f"sin_{base_sha[:12]}_{sha[:12]}.pt"
+    record = out.with_name(out.name + ".sha256")
+    if out.is_file() and record.is_file():
+        if file_sha256(out) == record.read_text().strip():
+            return out
+        warnings.warn(f"{out}: the merged weights do not match their recorded sha256 (damaged or replaced): "
+                      "rebuilding them", stacklevel=2)
+    delta = load_weights_delta(path)
     model = load_model(base)
     state = model.state_dict()
     unknown = set(delta["state_dict"]) - set(state)
     if unknown:
-        raise ValueError(f"{Path(path).name} has tensors SIN does not have: {sorted(unknown)[:3]}")
+        raise ValueError(f"{path.name} has tensors SIN does not have: {sorted(unknown)[:3]}")
     state.update(delta["state_dict"])
     model.load_state_dict(state)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(model, out, meta={"merged_from": [base.name, Path(path).name], **delta.get("meta", {})})
+    save_weights(model, out, meta={"merged_from": [base.name, path.name], **delta.get("meta", {})})
+    digest = file_sha256(out)
+    atomic_write(record, lambda tmp: Path(tmp).write_text(digest + "\n"))
     return out
 
 
-# ----------------------------------------------------------------------------- named variants
-#: code the variants' output depends on (the sin provider's, plus this module)
-VARIANT_CODE = ("sin.providers.sin_variants", "sin.providers.sin_provider", "sin.inference", "sin.model",
-                "sin.fast_model", "sin.interpolation", "sin.geometry", "sin.image", "sin.checkpoint",
-                "sin.connectivity")
+def is_weights_delta(path) -> bool:
+    """Whether ``path`` is a weights delta (read from the torch archive's pickle, not loaded)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+            return name is not None and DELTA_FORMAT.encode() in z.read(name)
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
-class SINVariant:
-    """The provider function of a named variant: ``sin`` with the variant's weights delta.
-
-    ``weights=None`` is the registered file, checked against its recorded sha256; another file
-    (e.g. a re-trained one) is used as given.
-    """
-
-    def __init__(self, name: str, filename: str, sha256: str):
-        self.name, self.filename, self.sha256 = name, filename, sha256
-
-    def default_file(self) -> Path:
-        return DEFAULT_WEIGHTS.parent / self.filename
-
-    def __call__(self, image, n_segments: int, *, weights=None, device="cpu", precision="auto"):
-        if weights is None:
-            full = merged_weights_file(self.default_file(), expected_sha256=self.sha256)
-        else:
-            full = merged_weights_file(weights)
-        return superpixels(image, n_segments, weights=full, device=device, precision=precision)
-
-    def __reduce__(self):  # spawn workers rebuild it from the registry's arguments
-        return (SINVariant, (self.name, self.filename, self.sha256))
-
-
-#: name -> SINVariant of every registered variant
-VARIANTS: dict[str, SINVariant] = {}
-
-
-def register_sin_variant(name: str, filename: str, sha256: str, *, source: str, description: str,
-                         overwrite: bool = False) -> SINVariant:
-    """Register ``name`` as SIN with the weights delta ``sin/weights/<filename>`` (sha256 recorded)."""
-    from .sin_provider import resolved_params
-
-    fn = SINVariant(name, filename, sha256)
-    info = WeightsInfo(param="weights", default=fn.default_file, source=f"{source} (sha256 {sha256})",
-                       licence="same licence as this toolkit")
-    register_provider(name, fn, connected=True, connectivity="by construction", extra=True,
-                      description=description, weights=info, code=VARIANT_CODE, version="1",
-                      resolve_params=resolved_params, max_pixels=DEFAULT_MAX_PIXELS.get("sin"), overwrite=overwrite)
-    VARIANTS[name] = fn
-    return fn
-
-
-# ----------------------------------------------------------------------------- the shipped variants
-#: name -> (delta file in ``sin/weights``, its sha256, where it comes from, one-line description).
-#: Regenerate with the commands in ``results/semseg/README.md`` (then update the sha256 here).
-SHIPPED_VARIANTS = {
-    "sin_msrc21": ("sin_msrc21_delta.pt", "be5ec46698aa67c4914f4442b9a19eb5ccff4fe5202b3c757e8ed0d27e1017d7",
-                   "SIN's decoder trained end to end through a Bilateral Inception head on MSRC-21 train, "
-                   "the seed selected on val (results/semseg/README.md)",
-                   "SIN fine-tuned for MSRC-21 semantic segmentation (end to end through BI)"),
-}
-
-for _name, (_file, _sha, _source, _description) in SHIPPED_VARIANTS.items():
-    if (DEFAULT_WEIGHTS.parent / _file).is_file():  # a variant registers only when its file is present
-        register_sin_variant(_name, _file, _sha, source=_source, description=_description)
+def full_weights_file(weights):
+    """``weights`` as :func:`sin.superpixels` takes it: a delta file becomes its merged full file;
+    anything else (a full weights file, ``None``, ``"untrained"``, a state dict) is returned as is."""
+    if not isinstance(weights, (str, Path)) or not Path(weights).is_file():
+        return weights
+    sha = file_sha256(weights)
+    with _LOCK:
+        delta = _IS_DELTA.get(sha)
+    if delta is None:
+        delta = is_weights_delta(weights)
+        with _LOCK:
+            _IS_DELTA[sha] = delta
+    return merged_weights_file(weights) if delta else weights

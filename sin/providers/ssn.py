@@ -56,7 +56,9 @@ from torch import nn
 from ..checkpoint import load_torch_file
 from ..connectivity import enforce_connectivity
 from ..geometry import grid_shape
-from .registry import WeightsInfo, register_provider
+from .params import Float, Int
+from .registry import register_provider
+from .weights import WeightsInfo
 
 __all__ = [
     "SSNFeatureNet",
@@ -290,12 +292,16 @@ def ssn_iterations(features: torch.Tensor, grid: tuple[int, int], n_iter: int = 
     return labels.reshape(h, w), aff_pix.t().reshape(9, h, w), centroids.reshape(c, k)
 
 
-@register_provider("ssn", connected=True, connectivity="post-processing", extra=True,
+# max_pixels: 4 MP, the limit of the earlier central table (dense 20-channel features per pixel)
+@register_provider("ssn", connected=True, connectivity="post-processing", extra=True, version="1",
+                   max_pixels=4_000_000,
                    description="SSN deep superpixels (Jampani et al. 2018), BSDS500 weights, connectivity enforced",
+                   params={"n_iter": Int(1, 1000, help="differentiable-SLIC iterations"),
+                           "color_scale": Float(0, low_open=True, help="scale of the Lab input"),
+                           "pos_scale": Float(0, help="scale of the position input (compactness)")},
                    weights=WeightsInfo(param="weights", default=default_ssn_weights,
                                        source="vvarga90/ssn-pytorch-optflow, deep SSN trained on BSDS500",
-                                       licence="MIT"),
-                   code=("sin.providers.ssn", "sin.connectivity"))
+                                       licence="MIT"))
 def ssn_superpixels(image: np.ndarray, n_segments: int, *, weights=None, n_iter: int = 10,
                     color_scale: float = COLOR_SCALE, pos_scale: float = POS_SCALE) -> np.ndarray:
     """SSN superpixels of a float RGB image in [0, 1] (``(H, W)`` labels, 4-connected).
