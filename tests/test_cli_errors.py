@@ -125,8 +125,9 @@ def test_bad_inputs_exit_nonzero_with_one_line(tmp_path, photos):
         "unknown provider": (seg[:2] + ["-o", tmp_path / "o1", "--provider", "nope"], 2, "unknown superpixel provider"),
         "bad parameter name": (seg + ["-o", tmp_path / "o2", "--provider", "slic:colour=1"], 2, "no parameter"),
         "bad parameter syntax": (seg[:2] + ["-o", tmp_path / "o3", "--provider", "slic:compactness"], 2, "key=value"),
+        # refused while parsing, before any image is read (the provider's declared range)
         "bad parameter value": (seg[:2] + ["-o", tmp_path / "o4", "--provider", "snic:compactness=-1"], 2,
-                                "all 3 images failed"),
+                                "parameter 'compactness' must be a finite number >= 0"),
         "bad import path": (seg[:2] + ["-o", tmp_path / "o5", "--provider", "no_such_pkg.mod:fn"], 2, "cannot import"),
         "k = 0": (seg[:2] + ["-o", tmp_path / "o6", "-k", "0"], 2, "positive integer"),
         "k not a number": (seg[:2] + ["-o", tmp_path / "o7", "-k", "many"], 2, "positive integer"),
