@@ -366,8 +366,12 @@ def run_segment(args) -> int:
     def todo():  # claimed lazily, a bounded window ahead of the workers
         nonlocal skipped
         for path, targets in zip(files, plan):
-            identity = {**base, "input_sha256": file_sha256(path)}
-            got = claims.claim(path, targets, _record_path(args.out, targets[0]), identity)
+            try:
+                identity = {**base, "input_sha256": file_sha256(path)}
+            except OSError as exc:  # unreadable input: that image's failure
+                got = f"cannot read image {path}: {exc.strerror or exc}"
+            else:
+                got = claims.claim(path, targets, _record_path(args.out, targets[0]), identity)
             if got == "done":
                 skipped += 1
             elif isinstance(got, str):
@@ -425,10 +429,13 @@ def _report(args, files, name, times, counts, skipped, failures) -> int:
         print(f"{done} image(s) -> {args.out}: {np.mean(counts):.0f} superpixels on average, "
               f"median {1000 * np.median(times):.1f} ms per image ({name})"
               + (f"; {skipped} already complete" if skipped else ""))
-    elif skipped and not failures:
-        print(f"all {skipped} image(s) already complete in {args.out} (--overwrite recomputes them)")
+    elif skipped:
+        print(f"{skipped} image(s) already complete in {args.out}" + ("" if failures else
+                                                                      " (nothing to do; --overwrite recomputes them)"))
     if not failures:
         return 0
+    order = {path: i for i, path in enumerate(files)}
+    failures = sorted(failures, key=lambda f: order.get(f[0], len(order)))  # input order, whoever finished first
     head = f"error: {len(failures)} of {len(files)} image(s) failed"
     messages = {msg for _, msg in failures}
     if not done and not skipped and len(messages) == 1 and len(failures) > 1:

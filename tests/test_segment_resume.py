@@ -159,11 +159,14 @@ def test_no_output_replaces_an_input_even_a_hard_link(tmp_path):
     assert (photos / "p1.png").read_bytes() == before and not (out / "p0.png").exists()
 
 
-def test_any_provider_exception_fails_only_that_image(tmp_path, capsys):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_any_provider_exception_fails_only_that_image(tmp_path, capsys, processes):
     photos = tmp_path / "photos"
     write_marked(photos, 4)
     out = tmp_path / "out"
-    assert main(["segment", str(photos), "-o", str(out), "-p", f"{HELPER}:fail_on=1,exit_on=2", "-k", "4"]) == 1
+    seg = ["segment", str(photos), "-o", str(out), "-p", f"{HELPER}:fail_on=1,exit_on=2", "-k", "4",
+           "--processes", processes]
+    assert main(seg) == 1
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert "Traceback" not in captured.err and err[0] == "error: 2 of 4 image(s) failed:"
@@ -171,8 +174,10 @@ def test_any_provider_exception_fails_only_that_image(tmp_path, capsys):
     assert "p2.png: SystemExit: 3" in err[2]
     assert {"p0.png", "p3.png"} <= set(_files(out)) and "p1.png" not in _files(out)
     # resuming retries exactly the failed images
-    assert main(["segment", str(photos), "-o", str(out), "-p", f"{HELPER}:fail_on=1,exit_on=2", "-k", "4"]) == 1
-    assert "2 of 4" in capsys.readouterr().err
+    assert main(seg) == 1
+    captured = capsys.readouterr()
+    assert "2 of 4" in captured.err and captured.out.startswith("2 image(s) already complete")
+    assert sorted(_records(out)) == ["p0.png.json", "p3.png.json"]
 
 
 def test_size_limit_options_from_the_command_line(tmp_path, capsys):
@@ -203,3 +208,22 @@ def test_help_says_how_completion_is_known(capsys):
     for words in ("Resumable", RECORD_DIR, "sha256", "atomically", "--scheduler", "--processes", "--downscale",
                   "--max-pixels", "--stretch"):
         assert words in text, words
+
+
+def test_an_unreadable_input_is_that_images_failure(tmp_path, monkeypatch, capsys):
+    import sin.fingerprint
+
+    photos = tmp_path / "photos"
+    write_marked(photos, 3)
+    real = sin.fingerprint.file_sha256
+
+    def denied(path):
+        if Path(path).name == "p1.png":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(sin.fingerprint, "file_sha256", denied)
+    assert main(["segment", str(photos), "-o", str(tmp_path / "out"), "-p", HELPER, "-k", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "p1.png: cannot read image" in err and "Permission denied" in err and "Traceback" not in err
+    assert sorted(_records(tmp_path / "out")) == ["p0.png.json", "p2.png.json"]
