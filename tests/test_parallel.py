@@ -186,7 +186,8 @@ def test_a_worker_killed_mid_run_loses_nothing_on_resume(tmp_path, log):
     spec = f"{HELPER}:log={log},die_on=5,sleep=0.05"
     cache = LabelCache(tmp_path / "labels")
     provider = get_provider(spec)
-    first = label_maps(spec, imgs, 9, cache=cache, processes=2, progress=False, errors="collect")
+    # fork: workers start without importing torch again (the helper provider is plain numpy)
+    first = label_maps(spec, imgs, 9, cache=cache, processes=2, mp_context="fork", progress=False, errors="collect")
     failed = [r.index for r in first if isinstance(r, Failure)]
     assert 5 in failed and "worker process died" in first[5].error
     stored = {i for i, img in enumerate(imgs) if cache.load(provider, img, 9) is not None}

@@ -159,13 +159,12 @@ def test_no_output_replaces_an_input_even_a_hard_link(tmp_path):
     assert (photos / "p1.png").read_bytes() == before and not (out / "p0.png").exists()
 
 
-@pytest.mark.parametrize("processes", ["1", "2"])
-def test_any_provider_exception_fails_only_that_image(tmp_path, capsys, processes):
+def test_any_provider_exception_fails_only_that_image(tmp_path, capsys):
+    # (in worker processes too: tests/test_parallel.py; segment on an executor: its Dask test)
     photos = tmp_path / "photos"
     write_marked(photos, 4)
     out = tmp_path / "out"
-    seg = ["segment", str(photos), "-o", str(out), "-p", f"{HELPER}:fail_on=1,exit_on=2", "-k", "4",
-           "--processes", processes]
+    seg = ["segment", str(photos), "-o", str(out), "-p", f"{HELPER}:fail_on=1,exit_on=2", "-k", "4"]
     assert main(seg) == 1
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
