@@ -54,6 +54,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from .image import ImageTooLarge, format_pixels
+
 __all__ = ["Failure", "ImageSource", "ImageTooLarge", "ItemError", "SerialExecutor", "Segmentation",
            "add_executor_args", "drop_image", "executor_from_args", "format_pixels", "image_source",
            "iter_label_maps", "label_maps", "limit_threads", "open_executor", "parallel_map", "process_pool"]
@@ -397,29 +399,6 @@ class Segmentation(NamedTuple):
 def drop_image(seg: Segmentation) -> Segmentation:
     """A ``then`` that returns the whole record without the pixels (labels, seconds, cached, ...)."""
     return seg._replace(image=None)
-
-
-def format_pixels(n: int) -> str:
-    """``"12.0 MP"``, or ``"5000 pixels"`` below 0.1 MP (where MP would print as 0.0)."""
-    return f"{n / 1e6:.1f} MP" if n >= 100_000 else f"{int(n)} pixels"
-
-
-class ImageTooLarge(ValueError):
-    """An image above the provider's size limit (without ``downscale``); :meth:`advice` words the
-    way out for the caller (keywords here, flags in a command line)."""
-
-    def __init__(self, provider: str, height: int, width: int, limit: int):
-        self.provider, self.height, self.width, self.limit = provider, int(height), int(width), int(limit)
-        super().__init__(self.advice())
-
-    def advice(self, downscale: str = "pass downscale=True", full_size: str = "max_pixels=None") -> str:
-        return (f"provider {self.provider!r}: the image has {self.height}x{self.width} = "
-                f"{format_pixels(self.height * self.width)}, above its limit of {format_pixels(self.limit)} "
-                f"(time and memory grow with the image); {downscale} to run it on a reduced copy, or "
-                f"{full_size} to run it at full size anyway")
-
-    def __reduce__(self):
-        return (type(self), (self.provider, self.height, self.width, self.limit))
 
 
 def _default_limit(provider) -> int | None:
