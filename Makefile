@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
-	$(BIN)/python -m pip install -q -e ".[test,tflite]"
+	$(BIN)/python -m pip install -q -e ".[test,tflite,dask]"
 	# pysodmetrics pulls plain OpenCV, whose cv2 shadows opencv-contrib's cv2.ximgproc
 	# (needed by the seeds/lsc providers): remove it and reinstall contrib last.
 	$(BIN)/python -m pip uninstall -q -y opencv-python-headless opencv-python || true

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
+from .io import atomic_write
 from .model import SINNet, convert_original_state_dict
 
 __all__ = ["DEFAULT_WEIGHTS", "load_model", "load_torch_file", "save_weights", "atomic_torch_save", "UntrainedWarning"]
@@ -24,20 +23,10 @@ class UntrainedWarning(UserWarning):
 
 
 def atomic_torch_save(obj, path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """``torch.save`` through :func:`sin.io.atomic_write` (never half-written): a temporary next to
+    ``path``, then a rename. Temporaries of this path left by a writer killed mid-save (``kill -9``)
+    are deleted first, so they do not pile up over resumed runs."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp), clean_stale=True)
 
 
 def load_torch_file(path, what: str, *, weights_only: bool = True, map_location="cpu", hint: str = ""):

@@ -11,7 +11,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_float_rgb", "rgb_view", "as_uint8_rgb", "as_float_batch", "check_n_segments", "check_labels"]
+__all__ = ["as_float_rgb", "rgb_view", "as_uint8_rgb", "as_float_batch", "check_n_segments", "check_labels",
+           "ImageTooLarge", "format_pixels"]
 
 
 def _to_unit_float(arr: np.ndarray, what: str) -> np.ndarray:
@@ -189,3 +190,26 @@ def check_labels(labels, shape=None, *, what: str = "labels") -> np.ndarray:
     if arr.min() < 0:
         raise ValueError(f"{what} must be non-negative, found {arr.min()}")
     return arr
+
+
+def format_pixels(n: int) -> str:
+    """``"12.0 MP"``, or ``"5000 pixels"`` below 0.1 MP (where MP would print as 0.0)."""
+    return f"{n / 1e6:.1f} MP" if n >= 100_000 else f"{int(n)} pixels"
+
+
+class ImageTooLarge(ValueError):
+    """An image above the provider's size limit (without ``downscale``); :meth:`advice` words the
+    way out for the caller (keywords here, flags in a command line)."""
+
+    def __init__(self, provider: str, height: int, width: int, limit: int):
+        self.provider, self.height, self.width, self.limit = provider, int(height), int(width), int(limit)
+        super().__init__(self.advice())
+
+    def advice(self, downscale: str = "pass downscale=True", full_size: str = "max_pixels=None") -> str:
+        return (f"provider {self.provider!r}: the image has {self.height}x{self.width} = "
+                f"{format_pixels(self.height * self.width)}, above its limit of {format_pixels(self.limit)} "
+                f"(time and memory grow with the image); {downscale} to run it on a reduced copy, or "
+                f"{full_size} to run it at full size anyway")
+
+    def __reduce__(self):
+        return (type(self), (self.provider, self.height, self.width, self.limit))

@@ -45,6 +45,7 @@ from .checkpoint import atomic_torch_save, load_torch_file, save_weights
 from .fingerprint import arrays_digest, hasher
 from .geometry import network_size
 from .inference import normalize_image
+from .io import remove_stale_temporaries
 from .loss import sin_loss
 from .model import SINNet
 
@@ -292,7 +293,9 @@ def prepare_run_dir(out_dir, *, resume: bool = False, overwrite: bool = False) -
 
     An existing run is never silently replaced: without ``resume`` a folder holding
     ``checkpoint.pt``, ``log.csv``, ``weights.pt`` or ``step_*.pt`` is refused unless
-    ``overwrite`` (which deletes those files first, so no stale snapshot survives).
+    ``overwrite`` (which deletes those files first, so no stale snapshot survives). Both ``resume``
+    and ``overwrite`` also delete the temporaries a save killed mid-write left behind
+    (:func:`sin.io.remove_stale_temporaries`).
     """
     out = Path(out_dir)
     if resume and overwrite:
@@ -302,6 +305,7 @@ def prepare_run_dir(out_dir, *, resume: bool = False, overwrite: bool = False) -
     if resume:
         if not (out / "checkpoint.pt").is_file():
             raise FileNotFoundError(f"--resume: training checkpoint not found: {out / 'checkpoint.pt'}")
+        remove_stale_temporaries(out, legacy=True)  # half-written saves of a killed run (kill -9)
         return out
     existing = run_files(out)
     if existing:
@@ -311,6 +315,8 @@ def prepare_run_dir(out_dir, *, resume: bool = False, overwrite: bool = False) -
                              "it or --overwrite to delete it and start over")
         for p in existing:
             p.unlink()
+    if overwrite:
+        remove_stale_temporaries(out, legacy=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"

@@ -60,7 +60,7 @@ def test_run_provider_errors(tmp_path, pool):
     with pytest.raises(FileNotFoundError, match="missing.png"):
         run_provider("grid", [tmp_path / "missing.png"], 4)
     # a failure inside a worker names the image and keeps the provider's message
-    with pytest.raises(RuntimeError, match=r"item 1 .*at least 16x16"):
+    with pytest.raises(RuntimeError, match=r"image 1 .*at least 16x16"):
         run_provider("seeds", [np.zeros((32, 32, 3)), np.zeros((8, 8, 3))], 4, executor=pool, progress=False)
 
 

@@ -130,7 +130,7 @@ def test_read_image_returns_writable_rgb_uint8(tmp_path, mode):
 # sin.io: high bit-depth / float images, EXIF orientation, float labels
 # ------------------------------------------------------------------------------------------
 
-def test_read_image_scales_16bit_grayscale_by_its_range(tmp_path):
+def test_read_image_scales_16bit_grayscale_by_its_container(tmp_path):
     from sin.io import read_image
 
     # values far above 255: PIL's convert("L") clips them all to white
@@ -139,21 +139,31 @@ def test_read_image_scales_16bit_grayscale_by_its_range(tmp_path):
     assert Image.open(tmp_path / "g16.png").mode.startswith("I")
     img = read_image(tmp_path / "g16.png")
     assert img.shape == (8, 6, 3) and img.dtype == np.uint8
-    expected = np.round((ramp - 1000.0) / 40000.0 * 255).astype(np.uint8)
-    assert np.array_equal(img[..., 0], expected) and img.min() == 0 and img.max() == 255
+    assert np.array_equal(img[..., 0], np.round(ramp / 65535.0 * 255).astype(np.uint8))
     assert np.all(np.diff(img[..., 0].ravel().astype(int)) >= 0)  # order kept: not blank
+    # the contrast stretch of earlier versions, on request
+    stretched = read_image(tmp_path / "g16.png", stretch=True)
+    assert np.array_equal(stretched[..., 0], np.round((ramp - 1000.0) / 40000.0 * 255).astype(np.uint8))
 
 
-@pytest.mark.parametrize("values,expected", [
-    (np.array([[0.0, 0.25], [0.5, 1.0]], np.float32), [[0, 64], [128, 255]]),      # [0, 1]: taken as is
-    (np.array([[-2.0, 0.0], [2.0, 6.0]], np.float32), [[0, 64], [128, 255]]),      # else its min..max
+@pytest.mark.parametrize("values,stretch,expected", [
+    (np.array([[0.0, 0.25], [0.5, 1.0]], np.float32), False, [[0, 64], [128, 255]]),  # [0, 1]: taken as is
+    (np.array([[-2.0, 0.0], [2.0, 6.0]], np.float32), True, [[0, 64], [128, 255]]),   # stretched on request
 ])
-def test_read_image_scales_float_tiff(tmp_path, values, expected):
+def test_read_image_scales_float_tiff(tmp_path, values, stretch, expected):
     from sin.io import read_image
 
     Image.fromarray(values, mode="F").save(tmp_path / "f.tif")
-    img = read_image(tmp_path / "f.tif")
+    img = read_image(tmp_path / "f.tif", stretch=stretch)
     assert np.array_equal(img[..., 1], np.array(expected, np.uint8))
+
+
+def test_read_image_refuses_float_outside_unit_range_unless_stretched(tmp_path):
+    from sin.io import read_image
+
+    Image.fromarray(np.array([[-2.0, 0.0], [2.0, 6.0]], np.float32), mode="F").save(tmp_path / "f.tif")
+    with pytest.raises(ValueError, match=r"outside \[0, 1\].*stretch=True"):
+        read_image(tmp_path / "f.tif")
 
 
 def test_read_image_rejects_nan_tiff(tmp_path):

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from sin.cli import main
+from sin.segment import RECORD_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,6 +35,11 @@ def _sin(*args, cwd=None, timeout=600):
 def _hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _outputs(out: Path) -> list[str]:
+    """The files a segment run wrote into ``out`` (its records folder aside)."""
+    return sorted(p.name for p in out.iterdir() if p.name != RECORD_DIR)
 
 
 def _one_error_line(stderr: str) -> str:
@@ -170,13 +176,15 @@ def test_one_unreadable_file_does_not_stop_the_run(tmp_path, photos, capsys):
     err = captured.err.strip().splitlines()
     assert err[0] == "error: 2 of 4 image(s) failed:" and len(err) == 3 and "Traceback" not in captured.err
     assert "p1.png" in err[1] and "cannot read image" in err[1] and "p3.jpg" in err[2]
-    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
+    assert _outputs(tmp_path / "all") == [
         "p0.png", "p0_overlay.png", "p2.png", "p2_overlay.png"]  # the images after the bad one too
+    # one record per finished image (none for the failed ones: their re-run starts clean)
+    assert sorted(p.name for p in (tmp_path / "all" / RECORD_DIR).iterdir()) == ["p0.png.json", "p2.png.json"]
     assert "2 image(s)" in captured.out
     # --fail-fast: stops at p1 with one line; p0 was done, p2 never started
     assert main(seg + ["-o", str(tmp_path / "ff"), "--fail-fast"]) == 2
     assert "p1.png" in _one_error_line(capsys.readouterr().err)
-    assert sorted(p.name for p in (tmp_path / "ff").iterdir()) == ["p0.png", "p0_overlay.png"]
+    assert _outputs(tmp_path / "ff") == ["p0.png", "p0_overlay.png"]
     assert _hashes(photos) == before
 
 
@@ -210,7 +218,7 @@ def test_overlay_name_colliding_with_an_input_is_refused(tmp_path):
 def test_disk_full_is_one_line(tmp_path, photos, monkeypatch, capsys):
     import sin.io
 
-    def full(path, write_fn):
+    def full(path, write_fn, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(sin.io, "atomic_write", full)
