@@ -15,7 +15,8 @@ from sin.parallel import (Failure, ImageTooLarge, ItemError, SerialExecutor, Seg
 from sin.providers import LabelCache, get_provider
 from tests.parallel_helpers import calls, marked_image
 
-HELPER = "tests.parallel_helpers:counting_grid"
+# "@1" declares the helper's code version, so its maps are cached on disk across processes (issue 23.3)
+HELPER = "tests.parallel_helpers:counting_grid@1"
 
 
 @pytest.fixture(autouse=True)

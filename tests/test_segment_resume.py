@@ -17,7 +17,8 @@ from sin.segment import RECORD_DIR
 from tests.parallel_helpers import calls, write_marked
 
 ROOT = Path(__file__).resolve().parents[1]
-HELPER = "tests.parallel_helpers:counting_grid"
+# "@1" declares the helper's code version, so its maps are cached on disk across processes (issue 23.3)
+HELPER = "tests.parallel_helpers:counting_grid@1"
 
 
 def _env():

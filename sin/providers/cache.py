@@ -89,6 +89,12 @@ class LabelCache:
         self._memory: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
+    def __reduce__(self):  # to worker processes: the settings travel, the in-memory maps stay here
+        return (LabelCache, (self.root,), {"recompute": self.recompute})
+
+    def __setstate__(self, state: dict) -> None:
+        self.recompute = state["recompute"]
+
     def path(self, provider: Provider, n_segments: int, image) -> Path:
         """Where the map of ``image`` (an array, or its :func:`image_digest`) lives."""
         d = image if isinstance(image, str) else image_digest(image)
