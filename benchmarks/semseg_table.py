@@ -33,15 +33,15 @@ Usage::
         [--n-segments 600] [--seeds 0 1 2] [--out results/semseg]
     python -m benchmarks.semseg_table --from-results results/semseg --dataset camvid   # re-derive the report
 
-Providers take parameters (``slic:compactness=20``, ``sin:weights=PATH``) or are your own
-``package.module:function``. Re-running with more providers or seeds reuses every cache and only
-computes what is missing.
+Providers take parameters (``slic:compactness=20``) or are your own ``package.module:function``.
+Re-running with more providers or seeds reuses every cache and only computes what is missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from contextlib import ExitStack
 import sys
 import time
 from dataclasses import asdict
@@ -70,6 +70,7 @@ from downstream.bilateral_inception.trunk_training import TrunkTrainConfig
 from sin import paths
 from sin.argtypes import Parser, add_cache_args, cli_main, non_negative_int, positive_float
 from sin.fingerprint import state_digest
+from sin.parallel import add_executor_args, executor_from_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -159,12 +160,17 @@ class _Timer:
     def __init__(self):
         self.seconds: dict[str, float] = {}
 
-    def add(self, stage: str, t0: float) -> None:
+    def add(self, stage: str, t0: float) -> None:  # seconds since t0, summed per stage
         self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
 
 
 def run(args) -> dict:
     """The whole table; returns the summary dict (also written as JSON next to the table)."""
+    with ExitStack() as stack:
+        return _run(args, stack)
+
+
+def _run(args, stack: ExitStack) -> dict:
     t_start, timer = time.perf_counter(), _Timer()
     splits = args.splits or D.DATASETS[args.dataset]
     sets = [D.open_dataset(args.dataset, s, data_root=args.data_root, sbd_root=args.sbd_root, limit=args.limit)
@@ -173,7 +179,9 @@ def run(args) -> dict:
     name = args.dataset if args.dataset != "folder" else train_set.name
     runs_root = Path(args.runs_dir) / name
     providers = [] if args.trunk_only else resolve_providers(args.providers, skip_unavailable=args.skip_unavailable)
-    pipe = BIPipeline.from_cache_root(args.cache, short_side=args.short_side, progress=args.progress)
+    executor = stack.enter_context(executor_from_args(args))  # superpixels: local workers or a Dask cluster
+    pipe = BIPipeline.from_cache_root(args.cache, short_side=args.short_side, progress=args.progress,
+                                      executor=executor)
     widths = tuple(args.band_widths)
     fig_ids = [test_set.ids[int(j)] for j in np.linspace(0, len(test_set) - 1, min(args.figure_images, len(test_set)))
                ] if args.figure_images else []
@@ -309,7 +317,7 @@ def run(args) -> dict:
     config = {"dataset": name, "splits": list(splits), "n_images": [len(s) for s in sets],
               "classes": list(test_set.classes), "seeds": list(args.seeds), "band_widths": list(widths),
               "n_boot": args.n_boot, "bootstrap_seed": args.bootstrap_seed, "n_segments": args.n_segments,
-              "short_side": pipe.short_side, "trunk": args.trunk, "trunk_weights": trunk_weights_name(args),
+              "short_side": pipe.short_side, "trunk": args.trunk, "trunk_weights": "random" if args.trunk == "tiny" else Path(str(args.trunk_weights)).name,
               "trunk_train": asdict(tcfg), "bi": asdict(bcfg), "crf_iterations": args.crf_iterations,
               "crf_grid": {k: list(v) for k, v in CRF_GRID.items()},
               "crf_select": args.crf_select, "mean_count": counts, "trunk_best_epochs":
@@ -330,10 +338,6 @@ def run(args) -> dict:
 def from_results(args) -> dict:
     """Re-derive the report of ``--from-results DIR`` (no data or training needed)."""
     return R.from_results(args.from_results, args.out, dataset=args.dataset)
-
-
-def trunk_weights_name(args) -> str:
-    return "random" if args.trunk == "tiny" else Path(str(args.trunk_weights)).name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -366,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="re-derive the report of an earlier run from DIR/table1_<dataset>.json and "
                          "DIR/table1_<dataset>_confusion.npz into --out (no data or training needed)")
     add_cache_args(ap, recompute=False)
+    add_executor_args(ap, processes=1)
     ap.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "semseg")
     ap.add_argument("--trunk", default="deeplabv3_mobilenetv2")
     ap.add_argument("--trunk-weights", type=Path, default=None,

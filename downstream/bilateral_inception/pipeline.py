@@ -34,6 +34,7 @@ import numpy as np
 
 from sin.checkpoint import load_model, load_torch_file
 from sin.io import atomic_write
+from sin.parallel import image_source, label_maps
 from sin.paths import cache_root
 from sin.providers import LabelCache, Provider, get_provider
 
@@ -51,7 +52,6 @@ from .datasets import SegmentationDataset
 from .end_to_end import E2E_FORMAT, EndToEndConfig, load_end_to_end, train_end_to_end
 from .crf import CRFParams
 from .evaluation import crf_grid_search, evaluate_baseline, evaluate_bi, evaluate_crf, evaluate_superpixel_average
-from .loop import progress_bar
 from .metrics import ConfusionMatrix
 from .trunk_training import TrunkTrainConfig, load_trunk_checkpoint, train_classifier, train_trunk
 from .trunks import SegmentationTrunk, build_trunk
@@ -107,12 +107,16 @@ class BIPipeline:
     device : str
     progress : bool
         tqdm bars and per-epoch lines.
+    executor : concurrent.futures.Executor, optional
+        Where superpixels are computed (:func:`sin.parallel.label_maps`; e.g. a Dask cluster's
+        executor); ``None``: ``processes`` local workers (1: in this process).
     """
 
     def __init__(self, cache_dir=None, *, label_cache: LabelCache | None = None, short_side: int | None = 257,
-                 device="cpu", progress: bool = True):
+                 device="cpu", progress: bool = True, executor=None, processes: int = 1):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_root() / "bi"
         self.label_cache = label_cache if label_cache is not None else LabelCache()
+        self.executor, self.processes = executor, processes
         self.short_side = _short(short_side)
         self.device = device
         self.progress = progress
@@ -216,7 +220,9 @@ class BIPipeline:
     def superpixels(self, provider, datasets: Sequence[SegmentationDataset], n_segments: int) -> dict:
         """``{image id: (H, W) int32 labels}`` of every image of ``datasets`` from the label cache.
 
-        ``provider``: anything :func:`sin.get_provider` accepts.
+        ``provider``: anything :func:`sin.get_provider` accepts. The maps come from the toolkit's
+        one runner, :func:`sin.parallel.label_maps` (on :attr:`executor`, or :attr:`processes`
+        local workers; workers read the images themselves).
         """
         provider = get_provider(provider)
         n_segments = int(n_segments)
@@ -224,10 +230,11 @@ class BIPipeline:
             raise ValueError(f"n_segments must be a positive integer, got {n_segments}")
         labels = {}
         for ds in datasets:
-            for sid in progress_bar(ds.ids, f"superpixels {provider.spec_string()} k={n_segments}",
-                                    enabled=self.progress):
-                image = ds.load(sid).image
-                lab, _ = self.label_cache.labels(provider, image, n_segments, image_id=sid, group=ds.name)
+            ids = list(ds.ids)
+            maps = label_maps(provider, [image_source(_load_image, ds, sid, name=sid) for sid in ids], n_segments,
+                              cache=self.label_cache, executor=self.executor, processes=self.processes,
+                              progress=self.progress, desc=f"superpixels {provider.spec_string()} k={n_segments}")
+            for sid, lab in zip(ids, maps):
                 if lab.size == 0:
                     raise ValueError(f"provider {provider.spec_string()} returned an empty label map for {sid}")
                 labels[sid] = lab
@@ -451,6 +458,11 @@ class BIPipeline:
 
         atomic_write(path, _write)
         return {"miou": cm.mean_iou(), "per_image": stack, "predictions": preds}
+
+
+def _load_image(dataset: SegmentationDataset, sid: str) -> np.ndarray:
+    """The image of ``sid`` (what a worker of the runner loads; the dataset object is pickled)."""
+    return dataset.load(sid).image
 
 
 def per_image_stack(per_image: dict, ids: Sequence[str]) -> np.ndarray:
