@@ -16,10 +16,6 @@ from sin.pooling import Assignment
 from sin.providers import LabelCache
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SIN_CACHE_DIR", str(tmp_path / "sin_cache"))
-
 
 @pytest.fixture
 def toy(tmp_path):

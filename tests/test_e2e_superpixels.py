@@ -11,10 +11,6 @@ from benchmarks import e2e_superpixels as E
 from sin.checkpoint import DEFAULT_WEIGHTS, load_model, save_weights
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SIN_CACHE_DIR", str(tmp_path / "cache"))
-
 
 def test_asa_ignoring_void_by_hand():
     # superpixel 0 covers 3 class-1 pixels and 1 class-2 pixel; superpixel 1: 2 void, 2 class-2

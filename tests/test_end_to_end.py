@@ -26,10 +26,6 @@ from sin.interpolation import hard_interpolate
 from sin.pooling import Assignment
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SIN_CACHE_DIR", str(tmp_path / "sin_cache"))
-
 
 @pytest.fixture
 def toy(tmp_path):

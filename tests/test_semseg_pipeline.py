@@ -27,11 +27,6 @@ from sin.providers import LabelCache
 from sin.providers.sin_variants import load_weights_delta
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    """Label maps and features of these tests go to a temporary cache root, never the repo's."""
-    monkeypatch.setenv("SIN_CACHE_DIR", str(tmp_path / "sin_cache"))
-
 
 @pytest.fixture
 def toy_dataset(tmp_path):
