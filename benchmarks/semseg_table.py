@@ -64,7 +64,7 @@ from downstream.bilateral_inception import datasets as D
 from downstream.bilateral_inception.bi_training import BITrainConfig
 from downstream.bilateral_inception.crf import CRF_GRID, crf_available, crf_grid
 from downstream.bilateral_inception.end_to_end import EndToEndConfig
-from downstream.bilateral_inception.metrics import BAND_WIDTHS
+from downstream.bilateral_inception.metrics import BAND_WIDTHS, mean_iou
 from downstream.bilateral_inception.pipeline import BIPipeline
 from downstream.bilateral_inception.trunk_training import TrunkTrainConfig
 from sin import paths
@@ -134,26 +134,27 @@ class _Rows:
         self.scores, self.cms, self.preds = {}, {}, {}
         self.seed, self.first = None, False
 
-    def evaluate(self, kind, parts, compute, dataset, bands=True) -> dict:
+    def evaluate(self, kind, parts, compute, dataset) -> dict:
+        """``compute(per_image, predictions)`` (band-wise per-image matrices), cached."""
         keep = self.fig_ids if self.first and dataset is self.test_set else ()
-        return self.pipe.cached_evaluation(self.eval_dir, kind, [*parts, self.widths if bands else None], dataset,
-                                           compute, keep_predictions=keep)
+        return self.pipe.cached_evaluation(self.eval_dir, kind, [*parts, self.widths], dataset, compute,
+                                           keep_predictions=keep)
 
-    def record(self, key, val, test, best_epoch=None, **extra) -> None:
+    def record(self, key, val, test, best_epoch=None, *, val_eval=None, **extra) -> None:
+        """``val``: the selection score; ``val_eval``: the banded evaluation on val (band mIoUs kept)."""
+        bands = None if val_eval is None else [float(v) for v in mean_iou(val_eval["per_image"].sum(0))]
         self.scores.setdefault(key, []).append({"seed": self.seed, "val": val, "test": test["miou"],
-                                                "best_epoch": best_epoch, **extra})
+                                                "best_epoch": best_epoch, "val_bands": bands, **extra})
         self.cms.setdefault(key, {})[self.seed] = test["per_image"]
         if self.first and test["predictions"]:
             self.preds[key] = test["predictions"]
 
     def trunk_row(self, key, handle, feats, val_set, best_epoch=None) -> None:
         """The trunk alone (bilinear upsampling) on val and test."""
-        val, test = (self.evaluate("baseline", [handle.fingerprint],
-                                   lambda pi, pr, ds=ds, b=b: self.pipe.evaluate_baseline(
-                                       handle, ds, features=feats, per_image=pi, predictions=pr,
-                                       band_widths=self.widths if b else None), ds, b)
-                     for ds, b in ((val_set, False), (self.test_set, True)))
-        self.record(key, val["miou"], test, best_epoch)
+        val, test = (self.evaluate("baseline", [handle.fingerprint], lambda pi, pr, ds=ds: self.pipe.evaluate_baseline(
+            handle, ds, features=feats, per_image=pi, predictions=pr, band_widths=self.widths), ds)
+                     for ds in (val_set, self.test_set))
+        self.record(key, val["miou"], test, best_epoch, val_eval=val)
 
 
 class _Timer:
@@ -246,11 +247,11 @@ def _run(args, stack: ExitStack) -> dict:
             timer.add("CRF selection on val", t0)
             t0 = time.perf_counter()
             parts = ["crf", trunk.fingerprint, crf_params.as_dict()]
-            val, test = (rows.evaluate("crf", parts, lambda pi, pr, ds=ds, b=b, t=trunk, c=crf_params, f=feats:
+            val, test = (rows.evaluate("crf", parts, lambda pi, pr, ds=ds, t=trunk, c=crf_params, f=feats:
                                        pipe.evaluate_crf(t, ds, c, features=f, per_image=pi, predictions=pr,
-                                                         band_widths=widths if b else None), ds, b)
-                         for ds, b in ((val_set, False), (test_set, True)))
-            rows.record("crf", val["miou"], test, params=crf_params.as_dict())
+                                                         band_widths=widths), ds)
+                         for ds in (val_set, test_set))
+            rows.record("crf", val["miou"], test, val_eval=val, params=crf_params.as_dict())
             timer.add("CRF evaluation", t0)
 
         for prov in providers:
@@ -263,12 +264,12 @@ def _run(args, stack: ExitStack) -> dict:
             if args.sp_average:
                 t0 = time.perf_counter()
                 parts = ["spavg", trunk.fingerprint, prov.fingerprint, args.n_segments]
-                val, test = (rows.evaluate("spavg", parts, lambda pi, pr, ds=ds, b=b, t=trunk, p=prov, f=feats:
+                val, test = (rows.evaluate("spavg", parts, lambda pi, pr, ds=ds, t=trunk, p=prov, f=feats:
                                            pipe.evaluate_superpixel_average(t, p, args.n_segments, ds, features=f,
                                                                             per_image=pi, predictions=pr,
-                                                                            band_widths=widths if b else None), ds, b)
-                             for ds, b in ((val_set, False), (test_set, True)))
-                rows.record(f"spavg:{key}", val["miou"], test)
+                                                                            band_widths=widths), ds)
+                             for ds in (val_set, test_set))
+                rows.record(f"spavg:{key}", val["miou"], test, val_eval=val)
                 timer.add(f"superpixel average {key}", t0)
             t0 = time.perf_counter()
             head, state, rec, _ = pipe.train_bi(trunk, prov, args.n_segments, train_set, val_set, config=bcfg,
@@ -279,11 +280,12 @@ def _run(args, stack: ExitStack) -> dict:
                 bi_trunk.trunk.load_state_dict(state["trunk_state"])
             t0 = time.perf_counter()
             parts = ["bi", state_digest(head), bi_trunk.fingerprint, prov.fingerprint, args.n_segments, bcfg.finetune]
-            test = rows.evaluate("bi", parts, lambda pi, pr, p=prov, h=head, t=bi_trunk, tr=trunk, c=bcfg:
-                                 pipe.evaluate_bi(h, t, p, args.n_segments, test_set, finetune=c.finetune,
-                                                  inputs_from=tr, predictions=pr, per_image=pi, band_widths=widths),
-                                 test_set)
-            rows.record(f"bi:{key}", rec["best_miou"], test, rec["best_epoch"],
+            val, test = (rows.evaluate("bi", parts, lambda pi, pr, ds=ds, p=prov, h=head, t=bi_trunk, tr=trunk, c=bcfg:
+                                       pipe.evaluate_bi(h, t, p, args.n_segments, ds, finetune=c.finetune,
+                                                        inputs_from=tr, predictions=pr, per_image=pi,
+                                                        band_widths=widths), ds)
+                         for ds in (val_set, test_set))
+            rows.record(f"bi:{key}", rec["best_miou"], test, rec["best_epoch"], val_eval=val,
                    theta6=[round(float(t), 3) for t in head.bi6.theta.detach()],
                    theta7=[round(float(t), 3) for t in head.bi7.theta.detach()])
             timer.add(f"BI test evaluation {key}", t0)
@@ -295,9 +297,10 @@ def _run(args, stack: ExitStack) -> dict:
             timer.add("BI + SIN end-to-end training", t0)
             t0 = time.perf_counter()
             parts = ["e2e", state_digest(head), trunk.fingerprint, prov.fingerprint, args.n_segments]
-            test = rows.evaluate("bi", parts, lambda pi, pr, h=head, t=trunk, p=prov: pipe.evaluate_bi(
-                h, t, p, args.n_segments, test_set, predictions=pr, per_image=pi, band_widths=widths), test_set)
-            rows.record(E2E_KEY, rec["best_miou"], test, rec["best_epoch"])
+            val, test = (rows.evaluate("bi", parts, lambda pi, pr, ds=ds, h=head, t=trunk, p=prov: pipe.evaluate_bi(
+                h, t, p, args.n_segments, ds, predictions=pr, per_image=pi, band_widths=widths), ds)
+                         for ds in (val_set, test_set))
+            rows.record(E2E_KEY, rec["best_miou"], test, rec["best_epoch"], val_eval=val)
             timer.add("BI + SIN end-to-end test evaluation", t0)
             if E2E_KEY not in counts:  # the first seed it runs with
                 sps = pipe.superpixels(prov, [test_set], args.n_segments)
@@ -353,14 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--n-segments", type=positive_int, default=600)
     ap.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2],
                     help="one run of every trained part per seed (mean ± std and seed-paired intervals)")
-    ap.add_argument("--no-trained-baseline", dest="trained_baseline", action="store_false",
-                    help="skip the equally trained baseline row")
+    ap.add_argument("--no-trained-baseline", dest="trained_baseline", action="store_false", help="skip that row")
     ap.add_argument("--no-crf", dest="crf", action="store_false", help="skip the +CRF row")
     ap.add_argument("--crf-iterations", type=positive_int, default=5, help="mean-field iterations of the CRF")
     ap.add_argument("--crf-select", choices=["first-seed", "per-seed"], default="first-seed",
                     help="select the CRF kernels on val with the first seed's trunk (default) or with every seed's")
-    ap.add_argument("--no-sp-average", dest="sp_average", action="store_false",
-                    help="skip the no-training superpixel-average rows")
+    ap.add_argument("--no-sp-average", dest="sp_average", action="store_false", help="skip those rows")
     ap.add_argument("--band-widths", type=positive_int, nargs="+", default=list(BAND_WIDTHS),
                     help="boundary band widths in pixels (trimap score)")
     ap.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples of the test images")
