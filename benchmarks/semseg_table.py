@@ -234,7 +234,8 @@ def _run(args, stack: ExitStack) -> dict:
             t0 = time.perf_counter()
             trained, rec, _ = pipe.train_classifier(trunk, train_set, val_set, config=bcfg, runs_dir=runs_root,
                                                     features=feats)
-            rows.trunk_row("trained_baseline", trained, feats, val_set, rec["best_epoch"])  # same features
+            tfeats = feats if bcfg.finetune == "none" else pipe.features(trained, sets, backbone=bb)  # head trained?
+            rows.trunk_row("trained_baseline", trained, tfeats, val_set, rec["best_epoch"])
             timer.add("equally trained baseline", t0)
 
         if crf_ok:

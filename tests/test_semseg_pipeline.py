@@ -296,3 +296,26 @@ def tv_state(model):
         elif k.startswith("classifier."):
             state["classifier.4." + k[len("classifier."):]] = v
     return state
+
+
+def test_equally_trained_baseline_trains_the_head_when_bi_does(toy_dataset, tmp_path):
+    # the budget rule: BI heads trained with the trunk's head (finetune="head") are compared with a
+    # control whose head is trained too; the frozen control is unchanged (its run key too)
+    ds = FolderSegmentation(toy_dataset, "train")
+    pipe = BIPipeline(tmp_path / "cache", label_cache=LabelCache(tmp_path / "labels"), short_side=None,
+                      progress=False)
+    trunk = T.pipeline.TrunkHandle(tiny_trunk(3))
+    runs = tmp_path / "runs"
+    frozen, _, frozen_dir = pipe.train_classifier(trunk, ds, ds, config=T.BITrainConfig(epochs=1), runs_dir=runs)
+    head, _, head_dir = pipe.train_classifier(trunk, ds, ds, config=T.BITrainConfig(epochs=1, finetune="head",
+                                                                                     trunk_lr=1e-2), runs_dir=runs)
+    assert frozen_dir != head_dir
+
+    def changed(a, b, part):
+        sa, sb = getattr(a.trunk, part).state_dict(), getattr(b.trunk, part).state_dict()
+        return any(not torch.equal(sa[k], sb[k]) for k in sa)
+
+    assert changed(frozen, trunk, "classifier") and not changed(frozen, trunk, "head")
+    assert changed(head, trunk, "classifier") and changed(head, trunk, "head")
+    with pytest.raises(ValueError, match="finetune"):
+        pipe.train_classifier(trunk, ds, ds, config=T.BITrainConfig(epochs=1, finetune="full"), runs_dir=runs)

@@ -204,11 +204,18 @@ class BIPipeline:
     def train_classifier(self, handle: TrunkHandle, train_set, val_set, *, config: BITrainConfig, runs_dir,
                          features: CacheUnion | None = None, resume: bool = True):
         """The equally trained baseline: the trunk's classifier trained on the frozen features with
-        the BI head's budget (``config``: epochs, lr, weight decay, batch size, seed).
+        the BI head's budget (``config``: epochs, lr, weight decay, batch size, seed). When the BI
+        heads train the trunk's head too (``config.finetune == "head"``), so does the control:
+        head (lr ``config.trunk_lr``) and classifier, on cached backbone outputs.
         Returns ``(TrunkHandle, record, out_dir)``."""
         sets = [train_set] + ([val_set] if val_set is not None else [])
-        features = features if features is not None else self.features(handle, sets)
         budget = {k: getattr(config, k) for k in ("epochs", "lr", "weight_decay", "batch_size", "seed")}
+        if config.finetune == "head":
+            budget.update(finetune="head", trunk_lr=config.trunk_lr)  # (keys without it are unchanged)
+            features = self.backbone(handle, sets)
+        elif config.finetune != "none":
+            raise ValueError(f"the equally trained baseline supports finetune 'none' or 'head', not {config.finetune!r}")
+        features = features if features is not None else self.features(handle, sets)
         out_dir = self.run_dir(runs_dir, f"classifier_{handle.trunk.name}", handle.fingerprint, budget,
                                self.short_side, *[dataset_fingerprint(ds) for ds in sets], stage="classifier")
         trained = handle.copy()

@@ -162,25 +162,33 @@ def load_trunk_checkpoint(path, *, weights=None) -> tuple[SegmentationTrunk, dic
 
 def train_classifier(trunk: SegmentationTrunk, train_set: SegmentationDataset, val_set: SegmentationDataset | None,
                      feature_cache, out_dir, *, epochs: int = 8, lr: float = 1e-3, weight_decay: float = 5e-4,
-                     batch_size: int = 4, seed: int = 0, device="cpu", resume: bool = True, progress: bool = True,
-                     meta: dict | None = None) -> dict:
+                     batch_size: int = 4, seed: int = 0, finetune: str = "none", trunk_lr: float = 1e-4,
+                     device="cpu", resume: bool = True, progress: bool = True, meta: dict | None = None) -> dict:
     """Train only the trunk's classifier further, on cached trunk features; best epoch on val.
 
     The control for a BI head trained on the same frozen features with the same budget (epochs,
     Adam, learning rate, cosine schedule, batch size, seed): the difference between the two is
-    what BI adds beyond "train the last layer some more". Writes a trunk checkpoint
-    (:func:`load_trunk_checkpoint` reads it) to ``out_dir``; returns the training record.
+    what BI adds beyond "train the last layer some more". With ``finetune="head"``
+    ``feature_cache`` holds *backbone* outputs and the trunk's head is trained too (lr
+    ``trunk_lr``), the control for BI heads trained with ``finetune="head"``. Writes a trunk
+    checkpoint (:func:`load_trunk_checkpoint` reads it) to ``out_dir``; returns the training record.
     """
     if trunk.num_classes != train_set.num_classes:
         raise ValueError(f"the trunk predicts {trunk.num_classes} classes, {train_set.name} has "
                          f"{train_set.num_classes}: fine-tune it first (train_trunk)")
-    if epochs < 0 or batch_size < 1 or not lr > 0:
-        raise ValueError("epochs >= 0, batch_size >= 1 and lr > 0 are required")
+    if epochs < 0 or batch_size < 1 or not lr > 0 or not trunk_lr > 0:
+        raise ValueError("epochs >= 0, batch_size >= 1, lr > 0 and trunk_lr > 0 are required")
+    if finetune not in ("none", "head"):
+        raise ValueError(f"finetune must be 'none' or 'head', got {finetune!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     trunk = trunk.to(device).eval()
-    opt = torch.optim.Adam(trunk.classifier.parameters(), lr=lr, weight_decay=weight_decay)
+    groups = [{"params": list(trunk.classifier.parameters()), "lr": lr}]
+    if finetune == "head":
+        groups.append({"params": [p for p in trunk.head.parameters() if p.requires_grad], "lr": trunk_lr})
+    base_lrs = [g["lr"] for g in groups]  # (not stored in the groups: older checkpoints resume as they were)
+    opt = torch.optim.Adam(groups, weight_decay=weight_decay)
     record, state = resume_state(out_dir / "last.pt", TRUNK_FORMAT, opt, resume)
     if state is not None:
         trunk.load_state_dict(state["state_dict"])
@@ -191,20 +199,24 @@ def train_classifier(trunk: SegmentationTrunk, train_set: SegmentationDataset, v
     ids = list(train_set.ids)
     shapes = [(labels[i].shape, tuple(feats[i].shape)) for i in ids]
     rng = shuffle_rng(seed, shapes, batch_size, record["epoch"])
-    config = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "batch_size": batch_size, "seed": seed}
+    config = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "batch_size": batch_size, "seed": seed,
+              "finetune": finetune, "trunk_lr": trunk_lr}
+    head = trunk.forward_head if finetune == "head" else (lambda x: x)
     for epoch in range(record["epoch"], epochs):
         t0 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = lr * lr_factor(epoch, epochs)
+        for g, base in zip(opt.param_groups, base_lrs):
+            g["lr"] = base * lr_factor(epoch, epochs)
         trunk.eval()
         trunk.classifier.train()
+        if finetune == "head":
+            trunk.head.train()
         freeze_batchnorm(trunk)
         losses = []
         for batch in progress_bar(shape_batches(shapes, batch_size, True, rng),
                                   f"classifier epoch {epoch + 1}/{epochs}", enabled=progress):
             x = torch.stack([feats[ids[i]] for i in batch]).to(device)
             y = torch.stack([label_tensor(labels[ids[i]]) for i in batch]).to(device)
-            loss = _trunk_loss(trunk, trunk.classifier(x), y)
+            loss = _trunk_loss(trunk, trunk.classifier(head(x)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -212,8 +224,8 @@ def train_classifier(trunk: SegmentationTrunk, train_set: SegmentationDataset, v
         entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan")}
         trunk.eval()
         if val_set is not None:
-            entry["val_miou"] = evaluate_baseline(trunk, val_set, feature_cache=feature_cache, device=device,
-                                                  progress=False).mean_iou()
+            caches = {"backbone_cache" if finetune == "head" else "feature_cache": feature_cache}
+            entry["val_miou"] = evaluate_baseline(trunk, val_set, device=device, progress=False, **caches).mean_iou()
         entry["seconds"] = time.perf_counter() - t0
         ckpt = {"format": TRUNK_FORMAT, "trunk": trunk.name, "num_classes": trunk.num_classes,
                 "classes": list(train_set.classes), "short_side": None, "config": config, "meta": dict(meta or {})}
