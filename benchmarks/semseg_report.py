@@ -222,7 +222,8 @@ def main_table(rows: list[dict], name: str, test_split: str, n_seeds: int) -> pd
 def band_tables(bands: pd.DataFrame, widths, pixels: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(band mIoU per row and band, difference vs the equally trained baseline per band [CI])."""
     cols = ["all", *map(str, widths)]
-    head = {c: (f"{c} ({pixels[c] / 1e6:.2f} MP)" if c in pixels else c) for c in cols}
+    head = {c: f"{'whole image' if c == 'all' else c + ' px'}" + (f" ({pixels[c] / 1e6:.2f} MP)" if c in pixels else "")
+            for c in cols}
     miou = bands.pivot_table(index="method", columns="band", values="miou", sort=False)[cols]
     miou = miou.rename(columns={c: f"mIoU {'whole image' if c == 'all' else f'band {c} px'}" for c in cols})
     diffs = {}
@@ -255,34 +256,48 @@ def write_tables(out, name: str, rows: list[dict], bands: pd.DataFrame, widths, 
 
 
 def band_plot(path, bands: pd.DataFrame, specs: list[RowSpec], widths, title: str) -> None:
-    """Band mIoU vs band width: the trunk rows, +CRF and every BI row (no-training rows dashed)."""
+    """Left: band mIoU vs band width; right: its difference to the equally trained baseline with the
+    paired 95 % interval (shaded). Trunk rows, +CRF and every BI row; no-training rows dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, (ax, dx) = plt.subplots(1, 2, figsize=(11, 4.2))
     cols = [str(w) for w in widths]
-    styles = {"trunk": dict(color="k", marker="s"), "crf": dict(color="tab:purple", marker="D"),
-              "spavg": dict(linestyle="--", marker=".", alpha=0.7), "bi": dict(marker="o"), "e2e": dict(marker="^")}
-    palette = plt.get_cmap("tab10")
-    for i, spec in enumerate(specs):
+    fixed = {"baseline": dict(color="k", marker="s"), "trained_baseline": dict(color="0.5", marker="s", linestyle=":"),
+             "crf": dict(color="tab:purple", marker="D")}
+    palette = iter(plt.get_cmap("tab10")([0, 1, 2, 3, 5, 6, 8, 9]))
+    colours = {}
+    for spec in specs:
+        base = spec.key.split(":", 1)[-1]
+        if spec.key not in fixed and base not in colours:
+            colours[base] = next(palette, "tab:gray")
+    for spec in specs:
         g = bands[bands["key"] == spec.key].set_index("band")
         if g.empty:
             continue
-        y = [g.loc[c, "miou"] for c in cols]
-        st = dict(styles.get(spec.kind, {}))
-        if spec.key == "trained_baseline":
-            st = dict(color="0.45", marker="s", linestyle=":")
-        st.setdefault("color", palette(i % 10))
-        ax.plot(list(widths), y, label=spec.method.removeprefix("+ "), lw=1.3, ms=4, **st)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(list(widths), [str(w) for w in widths])
-    ax.set_xlabel("band width d (px around ground-truth boundaries)")
+        st = dict(fixed.get(spec.key) or dict(color=colours[spec.key.split(":", 1)[-1]],
+                                               marker="." if spec.kind == "spavg" else "o",
+                                               linestyle="--" if spec.kind == "spavg" else "-"))
+        label = spec.method.removeprefix("+ ")
+        ax.plot(list(widths), [g.loc[c, "miou"] for c in cols], label=label, lw=1.3, ms=4, **st)
+        if "diff_vs_trained" in g and spec.key != "trained_baseline":
+            d = [g.loc[c, "diff_vs_trained"] for c in cols]
+            dx.plot(list(widths), d, lw=1.3, ms=4, **st)
+            dx.fill_between(list(widths), [g.loc[c, "ci_low_vs_trained"] for c in cols],
+                            [g.loc[c, "ci_high_vs_trained"] for c in cols], color=st["color"], alpha=0.12, lw=0)
+    for a in (ax, dx):
+        a.set_xscale("log", base=2)
+        a.set_xticks(list(widths), [str(w) for w in widths])
+        a.set_xlabel("band width d (px around ground-truth boundaries)")
+        a.grid(alpha=0.3)
     ax.set_ylabel("mIoU in the band (%)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6.5, ncol=2, loc="lower right")
+    dx.set_ylabel("Δ mIoU vs equally trained baseline (points, 95 % CI)")
+    dx.axhline(0, color="0.5", lw=0.8, linestyle=":")
+    fig.suptitle(title, fontsize=9)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="lower center", ncol=3, frameon=False,
+               bbox_to_anchor=(0.5, -0.02 - 0.035 * ((len(specs) + 2) // 3)))
     fig.tight_layout()
     write_figure(fig, path)
 
