@@ -106,7 +106,8 @@ def render(summary: pd.DataFrame, table: pd.DataFrame, record: dict, *, summary_
                "BR/BP = boundary recall / the benchmark's boundary precision; UE = 1 - ASA (the benchmark's "
                "`ue`); UE_NP = Neubert-Protzel UE (Stutz et al.'s UE); EV on 8-bit colours; "
                "s / image = median single-thread provider time per image, measured inside the "
-               f"{proto['processes']} parallel workers (noisy; see results/runtime.md for timings)."), "",
+               + (f"workers of the Dask cluster at {proto['scheduler']}" if proto.get("scheduler") else
+                  f"{proto['processes']} parallel workers") + " (noisy; see results/runtime.md for timings)."), "",
               "Plots: `asa_vs_k.png`, `co_vs_k.png`, `br_bp.png`, `fig5.png`. Raw rows: `pairs.csv.gz`.", "",
               "## Provenance", "", *_provenance(record), ""]
     return "\n".join(lines)

@@ -13,7 +13,11 @@ Usage::
 
     python -m benchmarks.e2e_superpixels --tuned RUN/sin_best.pt [RUN2/sin_best.pt ...] \\
         [--dataset msrc21] [--data-root DIR] [--split test] [--n-segments 300 600 1000] \\
-        [--out results/semseg/e2e_superpixels]
+        [--processes 2 | --scheduler tcp://HOST:PORT] [--out results/semseg/e2e_superpixels]
+
+Label maps come through :func:`sin.parallel.label_maps` and the label cache (``--cache``), every
+count of an image in one task that also scores them, in ``--processes`` local workers or on a
+Dask cluster (``--scheduler``, whose workers must see the dataset and the weights files).
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import pandas as pd
 
 from benchmarks._common import command_line, machine_info, markdown_table, paired_bootstrap, positive_int, \
     repo_relative, write_csv, write_figure, write_text
+from benchmarks._samples import Sample
 from downstream.bilateral_inception import datasets as D
 from downstream.bilateral_inception.datasets import VOID
 from sin.argtypes import Parser, add_cache_args, cli_main, non_negative_int
+from sin.parallel import ItemError, add_executor_args, executor_from_args, label_maps
 from sin.paths import cache_root
 from sin.providers import LabelCache, get_provider
 from sin.providers.registry import file_sha256
@@ -62,20 +68,38 @@ def providers_for(tuned) -> dict:
     return out
 
 
-def evaluate(dataset, providers: dict, sizes, cache: LabelCache, progress: bool = True):
-    """Per-image ASA of every provider and count: a DataFrame (image, method, n_segments, asa, count)."""
-    from tqdm import tqdm
+def class_sample(dataset, sid: str) -> tuple:
+    """``(image, class labels)`` of image ``sid`` of a BI dataset (it pickles: paths)."""
+    s = dataset.load(sid)
+    return s.image, s.label
 
-    rows, labels = [], {}
-    for sid in tqdm(dataset.ids, desc="ASA", disable=not progress, mininterval=5):
-        s = dataset.load(sid)
-        for name, prov in providers.items():
-            for k in sizes:
-                lab, _ = cache.labels(prov, s.image, k, image_id=sid, group=dataset.name)
-                labels[(sid, name, k)] = lab
-                rows.append({"image": sid, "method": name, "n_segments": k, "count": int(lab.max()) + 1,
-                             "asa": asa_ignoring_void(lab, s.label)})
-    return pd.DataFrame(rows), labels
+
+def count_and_asa(seg) -> tuple[int, float]:
+    """``then`` of the runner: the map's superpixel count and its ASA against the class labels."""
+    return int(seg.labels.max()) + 1, asa_ignoring_void(seg.labels, seg.source.truth())
+
+
+def evaluate(dataset, providers: dict, sizes, cache: LabelCache, *, executor=None, progress: bool = True):
+    """Per-image ASA of every provider and count: a DataFrame (image, method, n_segments, count, asa).
+
+    The maps come through :func:`sin.parallel.label_maps` and ``cache`` and are scored where they
+    are made; ``executor``: where (default: here, one image after the other).
+    """
+    samples = [Sample(class_sample, (dataset, sid), sid) for sid in dataset.ids]
+    scored = {name: label_maps(prov, samples, [tuple(sizes)] * len(samples), cache=cache, executor=executor,
+                               processes=1, then=count_and_asa, progress=progress, desc=f"ASA {name}")
+              for name, prov in providers.items()}
+    return pd.DataFrame([{"image": s.name, "method": name, "n_segments": k, "count": count, "asa": asa}
+                         for i, s in enumerate(samples) for name in providers
+                         for k, (count, asa) in zip(sizes, scored[name][i])])
+
+
+def example_maps(dataset, providers: dict, picks, k: int, cache: LabelCache) -> dict:
+    """``{(image, method, k): labels}`` of the picked images (from the label cache, where
+    :func:`evaluate` stored them)."""
+    samples = [Sample(class_sample, (dataset, sid), sid) for sid, _ in picks]
+    return {(s.name, name, k): lab for name, prov in providers.items()
+            for s, lab in zip(samples, label_maps(prov, samples, k, cache=cache, processes=1, progress=False))}
 
 
 def summarise(per_image: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
@@ -153,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--figure-tuned", type=non_negative_int, default=0, metavar="I",
                     help="the --tuned file drawn in the figure (0-based; e.g. the one selected on val)")
     add_cache_args(ap, recompute=False)
+    add_executor_args(ap)
     ap.add_argument("--out", type=Path, default=REPO / "results" / "semseg" / "e2e_superpixels")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     return ap
@@ -164,8 +189,9 @@ def run(args) -> pd.DataFrame:
         raise ValueError(f"--figure-tuned {args.figure_tuned}: there are only {len(args.tuned)} --tuned files")
     providers = providers_for(args.tuned)
     sizes = sorted(dict.fromkeys(args.n_segments))
-    per_image, labels = evaluate(dataset, providers, sizes, LabelCache(cache_root(args.cache) / "labels"),
-                                 args.progress)
+    cache = LabelCache(cache_root(args.cache) / "labels")
+    with executor_from_args(args) as executor:
+        per_image = evaluate(dataset, providers, sizes, cache, executor=executor, progress=args.progress)
     table = summarise(per_image, args.n_boot, args.bootstrap_seed)
     out = Path(args.out)
     write_csv(per_image, out / "asa_per_image.csv", float_format="%.6f")
@@ -191,6 +217,7 @@ def run(args) -> pd.DataFrame:
         picks = pick_examples(per_image, mid, args.figure_images)
         names = list(providers)
         drawn = names[0], names[1 + args.figure_tuned]
+        labels = example_maps(dataset, {m: providers[m] for m in drawn}, picks, mid, cache)
         draw_examples(out / "examples.png", dataset, labels, picks, mid, drawn)
         lines += [f"`examples.png`: at k={mid}, the images of largest ASA gain, median change and largest loss "
                   "(seed mean, fine-tuned − shipped); yellow = class boundaries, red = superpixels "
@@ -205,7 +232,7 @@ def execute(args) -> int:
 
 
 def main(argv=None) -> int:
-    return cli_main(build_parser, execute, argv)
+    return cli_main(build_parser, execute, argv, expected=(ValueError, OSError, ItemError))
 
 
 if __name__ == "__main__":

@@ -10,14 +10,16 @@
    compiled/cached by a first call) for snic, ers and slic, plus one pysnic run.
 4. Quality on ``--n-quality`` BSDS500 test images at K = 600 for snic, ers and slic:
    :func:`sin.metrics.evaluate` against every human annotation, averaged over all
-   (image, annotation) pairs (the SIN protocol).
+   (image, annotation) pairs (the SIN protocol); the maps come through
+   :func:`sin.parallel.label_maps`, in ``--processes`` local workers or on a Dask cluster
+   (``--scheduler``), started after the timings.
 
 Writes ``results/providers/snic_ers_check.md``.
 
 Usage::
 
     python -m benchmarks.snic_ers_check [--data-root BSDS500_DIR] [--out DIR] [--repeats 9]
-        [--n-pysnic 3] [--n-quality 10]
+        [--n-pysnic 3] [--n-quality 10] [--processes 2 | --scheduler tcp://HOST:PORT]
 
 ``--data-root`` defaults to ``$SIN_DATA_ROOT`` or ``<repo>/../shared/data``.
 """
@@ -36,15 +38,18 @@ import pandas as pd
 import scipy.io
 from skimage.color import rgb2lab
 
+from benchmarks._samples import Sample, Scores
+from sin import argtypes as A
 from sin.image import as_float_rgb
 from sin.io import atomic_write, read_image
-from sin.metrics import aggregate, evaluate
-from sin import argtypes as A
+from sin.metrics import aggregate
+from sin.parallel import ItemError, add_executor_args, executor_from_args, label_maps
 from sin.providers import get_provider
 from sin.providers.snic import snic, snic_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 K = 600
+QUALITY_METHODS = ("snic", "ers", "slic")
 
 
 def bsds_test(root=None) -> tuple[Path, Path, list[str]]:
@@ -132,16 +137,18 @@ def timing(img, repeats) -> dict:
     return out
 
 
-def quality(img_dir, gt_dir, ids, n_images) -> pd.DataFrame:
-    frames = []
-    for i in ids[:n_images]:
-        img = read_image(img_dir / f"{i}.jpg")
-        gts = load_ground_truths(gt_dir / f"{i}.mat")
-        for name in ("snic", "ers", "slic"):
-            df = evaluate(get_provider(name)(img, K), gts, img, image_id=i)
-            df.insert(0, "method", name)
-            frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+def quality_pair(image_path: Path, gt_path: Path) -> tuple:
+    """``(image, ground truths)`` of one BSDS500 test image."""
+    return read_image(image_path), load_ground_truths(gt_path)
+
+
+def quality(img_dir, gt_dir, ids, n_images, *, executor=None) -> pd.DataFrame:
+    """snic, ers and slic at ``K`` on the first ``n_images``, through :func:`sin.parallel.label_maps`
+    (no cache: the providers' current code runs), scored where the maps are made."""
+    samples = [Sample(quality_pair, (img_dir / f"{i}.jpg", gt_dir / f"{i}.mat"), i) for i in ids[:n_images]]
+    scored = {name: label_maps(name, samples, K, executor=executor, processes=1, then=Scores(name), desc=name)
+              for name in QUALITY_METHODS}
+    return pd.DataFrame([row for i in range(len(samples)) for name in QUALITY_METHODS for row in scored[name][i][0]])
 
 
 def build_parser() -> A.Parser:
@@ -152,12 +159,13 @@ def build_parser() -> A.Parser:
     ap.add_argument("--repeats", type=A.positive_int, default=9)
     ap.add_argument("--n-pysnic", type=A.non_negative_int, default=3)
     ap.add_argument("--n-quality", type=A.positive_int, default=10)
+    add_executor_args(ap)
     return ap
 
 
 def main(argv=None) -> int:
     """Command line; returns the exit code (0 done, 2 usage error or missing data, one line)."""
-    return A.cli_main(build_parser, run, argv)
+    return A.cli_main(build_parser, run, argv, expected=(ValueError, OSError, ItemError))
 
 
 def run(args) -> int:
@@ -169,10 +177,11 @@ def run(args) -> int:
     lab_diff = lab_difference()
     times = timing(img, args.repeats)
     agree = pysnic_agreement(img_dir, ids, args.n_pysnic)
-    qual = quality(img_dir, gt_dir, ids, args.n_quality)
+    with executor_from_args(args) as executor:  # started after the timings: its workers do not disturb them
+        qual = quality(img_dir, gt_dir, ids, args.n_quality, executor=executor)
     load_after = os.getloadavg()
 
-    summary = {m: aggregate(qual[qual.method == m], "mean") for m in ("snic", "ers", "slic")}
+    summary = {m: aggregate(qual[qual.method == m], "mean") for m in QUALITY_METHODS}
     kprime = {k: int(snic_seeds(321, 481, k)[0].size) for k in range(200, 1300, 100)}
 
     lines = [

@@ -12,7 +12,8 @@ Usage::
 
     python -m benchmarks.sod_table --dataset ECSSD [--data-root PATH] \\
         [--providers slic snic ers sin ssn grid] [--n-segments 200 400] [--so-params code|paper] \\
-        [--processes 2] [--out results/saliency] [--cache DIR] [--limit N] [--recompute]
+        [--processes 2 | --scheduler tcp://HOST:PORT] [--out results/saliency] [--cache DIR] [--limit N] \\
+        [--recompute]
 
     # the tables again from an earlier run's per-image scores and its sidecar (nothing recomputed)
     python -m benchmarks.sod_table --dataset ECSSD --from-per-image results/saliency [--out DIR]
@@ -25,7 +26,10 @@ max E (maxima of the dataset's mean curves, carried over from the run's CSV) and
 Resumable: label maps go through :class:`sin.providers.LabelCache` (``<cache>/labels``), SO maps
 through :class:`downstream.saliency_optimization.cache.SOMapCache` (``<cache>/saliency``), both
 keyed by the image's pixels; ``--cache`` is the cache root (:func:`sin.paths.cache_root`).
-Images run in ``--processes`` workers, one torch / OpenCV / numba thread each.
+Images run through :func:`sin.parallel.label_maps`, both rows of an image in one task that also
+makes and scores the SO maps: in ``--processes`` workers, one torch / OpenCV / numba thread each
+(``--threads``), or on a Dask cluster (``--scheduler tcp://HOST:PORT``, whose workers must see
+the dataset).
 
 Images whose mask is missing, unreadable or of another size are reported up front and left out;
 an image on which any provider or SO fails is listed and left out of every row, so that all rows
@@ -43,11 +47,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("KMP_BLOCKTIME", "0")
 
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -55,15 +60,22 @@ import pandas as pd  # noqa: E402
 
 from benchmarks import _report as R  # noqa: E402
 from benchmarks._common import REPO, paired_bootstrap, probe_providers, write_csv, write_text  # noqa: E402
+from benchmarks._samples import Sample  # noqa: E402
+from benchmarks._sod_maps import SOMapScores, read_pair, row_counts  # noqa: E402
 from benchmarks._sod_page import example_figure, render  # noqa: E402
-from downstream.saliency_optimization import SIN_PAPER, saliency_optimization  # noqa: E402
-from downstream.saliency_optimization.cache import SOMapCache  # noqa: E402
-from downstream.saliency_optimization.datasets import SaliencyDataset, read_mask  # noqa: E402
-from downstream.saliency_optimization.evaluate import aggregate_scores, image_scores, quantize_map  # noqa: E402
+from downstream.saliency_optimization import SIN_PAPER  # noqa: E402
+from downstream.saliency_optimization.datasets import SaliencyDataset  # noqa: E402
+from downstream.saliency_optimization.evaluate import aggregate_scores  # noqa: E402
 from sin import argtypes as A  # noqa: E402
-from sin.io import read_image  # noqa: E402
-from sin.providers import LabelCache, image_digest  # noqa: E402
-from sin.providers.batch import limit_threads, parallel_map  # noqa: E402
+from sin.parallel import (  # noqa: E402
+    Failure,
+    SerialExecutor,
+    add_executor_args,
+    label_maps,
+    limit_threads,
+    open_executor,
+)
+from sin.providers import LabelCache  # noqa: E402
 
 #: SIN paper, Table 2 (MAE on ECSSD, SO with each method's superpixels).
 PAPER_ECSSD = {200: {"slic": 0.1719, "snic": 0.1714, "ers": 0.1686, "sin": 0.1657},
@@ -93,6 +105,7 @@ class Config:
     n_segments: tuple = SIN_PAPER.rows
     so_params: str = SIN_PAPER.so_params
     processes: int = 2
+    scheduler: str | None = None
     threads: int = 1
     out: Path | None = None
     cache: Path | None = None
@@ -133,94 +146,56 @@ def provider_labels(providers) -> list[str]:
     return [p.name if names.count(p.name) == 1 else p.spec_string() for p in providers]
 
 
-@dataclasses.dataclass(frozen=True)
-class _Job:
-    index: int
-    name: str
-    image_path: Path
-    mask_path: Path
-    providers: tuple  # Provider objects: they pickle by name and parameters
-    sizes: tuple
-    so_params: str
-    key: str
-    label_root: str
-    map_root: str
-    recompute: bool
+@contextlib.contextmanager
+def _threads_here(threads: int):
+    """``threads`` torch / OpenCV / numba threads in this process, as in a worker; torch's restored after."""
+    import torch
 
-
-def _image_job(job: _Job) -> dict:
-    """Every (provider, size) map of one image, made or reused, and its scores (runs in a worker)."""
-    out = {"index": job.index, "name": job.name, "records": {}, "errors": [], "computed": 0, "reused": 0}
-    cpu0 = time.process_time()
+    before = torch.get_num_threads()
+    limit_threads(threads)
     try:
-        image = read_image(job.image_path)
-        gt = read_mask(job.mask_path)
-        if gt.shape != image.shape[:2]:
-            raise ValueError(f"mask is {gt.shape[0]}x{gt.shape[1]} but the image is "
-                             f"{image.shape[0]}x{image.shape[1]}")
-    except Exception as exc:  # noqa: BLE001 - listed as this image's failure
-        out["errors"].append(("image", f"{type(exc).__name__}: {exc}"))
-        return out
-    digest = image_digest(image)
-    labels_cache = LabelCache(job.label_root, recompute=job.recompute)
-    maps = SOMapCache(job.map_root, recompute=job.recompute)
-    h, w = image.shape[:2]
-    for pi, prov in enumerate(job.providers):
-        for size in job.sizes:
-            try:
-                k = SIN_PAPER.n_segments(h, w, size)
-                hit = maps.load(prov, k, job.key, image, digest=digest)
-                if hit is not None:
-                    q, info = hit
-                    out["reused"] += 1
-                else:
-                    # CPU seconds (process_time, single-threaded worker) next to wall seconds: on a
-                    # shared machine wall time measures the neighbours, CPU time the work
-                    c0 = time.process_time()
-                    labels, t_prov = labels_cache.labels(prov, image, k)
-                    c1, t0 = time.process_time(), time.perf_counter()
-                    q = quantize_map(saliency_optimization(image, labels, so_params=job.so_params))
-                    t_so, c2 = time.perf_counter() - t0, time.process_time()
-                    info = {"n_requested": k, "n_superpixels": int(labels.max()) + 1, "provider": prov.spec_string(),
-                            "provider_seconds": f"{t_prov:.4f}", "so_seconds": f"{t_so:.4f}",
-                            "provider_cpu_seconds": f"{c1 - c0:.4f}", "so_cpu_seconds": f"{c2 - c1:.4f}"}
-                    maps.save(prov, k, job.key, image, q, info, digest=digest)
-                    out["computed"] += 1
-                rec = image_scores(q, gt)
-                rec.update(n_requested=int(info["n_requested"]), n_superpixels=int(info["n_superpixels"]),
-                           provider_s=float(info["provider_seconds"]), so_s=float(info["so_seconds"]),
-                           provider_cpu_s=float(info.get("provider_cpu_seconds", "nan")),
-                           so_cpu_s=float(info.get("so_cpu_seconds", "nan")),
-                           path=str(maps.path(prov, k, job.key, digest)))
-                out["records"][(pi, size)] = rec
-            except Exception as exc:  # noqa: BLE001 - any provider / SO failure is this image's, listed
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                out["errors"].append((f"{prov.spec_string()} n={size}",
-                                      f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})"))
-    out["cpu_s"] = time.process_time() - cpu0  # the whole image: reading, every map, scoring
-    return out
+        yield
+    finally:
+        limit_threads(before)
 
 
-def compute(dataset: SaliencyDataset, providers, sizes, so_params="code", *, cache_root: Path, processes: int = 2,
-            threads: int = 1, recompute: bool = False, progress: bool = True) -> list[dict]:
-    """Run :func:`_image_job` over the dataset (in ``processes`` workers); results in dataset order.
+def compute(dataset: SaliencyDataset, providers, sizes, so_params="code", *, cache_root: Path, executor=None,
+            processes: int = 2, scheduler: str | None = None, threads: int = 1, recompute: bool = False,
+            progress: bool = True) -> list[dict]:
+    """Every (provider, row) SO map of every image and its scores, through :func:`sin.parallel.label_maps`
+    (label maps in ``<cache_root>/labels``, SO maps in ``<cache_root>/saliency``); in dataset order,
+    per image ``{"name", "records": {(provider index, row): scores}, "errors", "computed", "reused",
+    "cpu_s"}``.
 
-    The one loop over images of this script (the place to switch to a shared runner).
+    Runs on ``executor``, or on what ``processes`` / ``scheduler`` ask for (see
+    :func:`sin.parallel.open_executor`), with ``threads`` threads per worker (also here when
+    ``processes`` is 1).
     """
     key = SIN_PAPER.map_key(so_params)
-    jobs = [_Job(i, it.name, it.image_path, it.mask_path, tuple(providers), tuple(sizes), so_params, key,
-                 str(Path(cache_root) / "labels"), str(Path(cache_root) / "saliency"), recompute)
-            for i, it in enumerate(dataset.items)]
-    if processes == 1:  # in this process: same thread cap as a worker, restored afterwards
-        import torch
-
-        before = torch.get_num_threads()
-        limit_threads(threads)
-        try:
-            return parallel_map(_image_job, jobs, processes=1, desc="SO maps", progress=progress)
-        finally:
-            limit_threads(before)
-    return parallel_map(_image_job, jobs, processes=processes, threads=threads, desc="SO maps", progress=progress)
+    samples = [Sample(read_pair, (it.image_path, it.mask_path), it.name) for it in dataset.items]
+    counts = functools.partial(row_counts, tuple(sizes))
+    labels = LabelCache(Path(cache_root) / "labels", recompute=recompute)
+    results = [{"index": i, "name": s.name, "records": {}, "errors": [], "computed": 0, "reused": 0, "cpu_s": 0.0}
+               for i, s in enumerate(samples)]
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(open_executor(processes, scheduler, threads=threads))
+        if isinstance(executor, SerialExecutor):
+            stack.enter_context(_threads_here(threads))
+        for pi, prov in enumerate(providers):
+            then = SOMapScores(prov, so_params, key, str(Path(cache_root) / "saliency"), recompute)
+            got = label_maps(prov, samples, counts, cache=labels, executor=executor, threads=threads, then=then,
+                             errors="collect", progress=progress, desc=f"SO maps {prov.spec_string()}")
+            for res, recs in zip(results, got):
+                if isinstance(recs, Failure):  # the image is left out of every row (paired)
+                    res["errors"].append((f"{prov.spec_string()} n={'/'.join(map(str, sizes))}", recs.error))
+                    continue
+                for size, rec in zip(sizes, recs):
+                    computed = rec.pop("computed")
+                    res["computed" if computed else "reused"] += 1
+                    res["cpu_s"] += rec.pop("cpu_s")
+                    res["records"][(pi, size)] = rec
+    return results
 
 
 def per_image_frame(results: list[dict], labels, sizes, dataset_name: str):
@@ -342,7 +317,8 @@ def run(config: Config, argv=None) -> tuple[list[dict], int]:
         raise ValueError(f"no usable image in {dataset.root}")
     root = cache_root(config.cache)
     results = compute(dataset, providers, sizes, config.so_params, cache_root=root, processes=config.processes,
-                      threads=config.threads, recompute=config.recompute, progress=not config.quiet)
+                      scheduler=config.scheduler, threads=config.threads, recompute=config.recompute,
+                      progress=not config.quiet)
     per_image, agg, failed = per_image_frame(results, labels, sizes, dataset.name)
     for name, errs in failed.items():
         print(f"left out image {name}: " + "; ".join(f"{w}: {e}" for w, e in errs), file=sys.stderr)
@@ -352,6 +328,7 @@ def run(config: Config, argv=None) -> tuple[list[dict], int]:
     write_csv(per_image, out / f"{stem}_per_image.csv.gz", float_format="%.6f")
     machine = R.machine_info()
     run_info = {"wall_s": time.perf_counter() - t_start, "processes": config.processes,
+                **({} if config.scheduler is None else {"scheduler": config.scheduler}),
                 "computed": sum(r["computed"] for r in results), "reused": sum(r["reused"] for r in results),
                 "cpu_count": machine["cpu_count"], "load_before": load_before, "load_after": os.getloadavg()[0],
                 "cpu_s": sum(r.get("cpu_s", 0.0) for r in results)}
@@ -416,7 +393,7 @@ def build_parser() -> A.Parser:
     ap.add_argument("--n-segments", nargs="+", type=A.positive_int, metavar="S",
                     help="table rows: row S requests round(h*w*S/120000) superpixels per image")
     ap.add_argument("--so-params", choices=["code", "paper"], help="SO constants (default: the preset's, code)")
-    ap.add_argument("--processes", type=A.positive_int, help="worker processes (1: run here)")
+    add_executor_args(ap)
     ap.add_argument("--threads", type=A.positive_int, help="torch/OpenCV/numba threads per worker")
     ap.add_argument("--out", type=Path, help="output folder (default results/saliency)")
     A.add_cache_args(ap)

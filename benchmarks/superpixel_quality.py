@@ -8,7 +8,8 @@ Usage::
 
     python -m benchmarks.superpixel_quality --dataset bsds500 --split test \
         --providers slic snic ers sin grid --n-segments 200 300 400 500 600 700 800 900 1000 1100 1200 \
-        [--limit N] [--data-root DIR] [--out results/bsds500] [--cache DIR] [--recompute] [--processes 2] \
+        [--limit N] [--data-root DIR] [--out results/bsds500] [--cache DIR] [--recompute] \
+        [--processes 2 | --scheduler tcp://HOST:PORT] \
         [--aggregate mean|worst|best] [--gt-max-segments 50] [--skip-unavailable]
 
     python -m benchmarks.superpixel_quality --dataset folder --images DIR --labels DIR ...
@@ -29,7 +30,7 @@ sha256, failures, later re-summaries), ``asa_vs_k.png``, ``co_vs_k.png``, ``br_b
 ``fig5.png`` (the three side by side), ``matched.csv`` (every provider's curve read at the same
 actual counts, 300 / 600 / 1000, with paired bootstrap intervals of its difference to SIN, see
 :func:`matched` and :func:`paired_vs_reference`). Interim CSVs are rewritten after every
-setting. The ``method`` column holds the provider's spec string (``slic``, ``sin``,
+provider. The ``method`` column holds the provider's spec string (``slic``, ``sin``,
 ``slic:compactness=20``). ``--from-pairs`` reads ``pairs.csv.gz`` and ``quality.json`` only.
 
 Resumable: label maps live in the one label-map cache, :class:`sin.providers.LabelCache`
@@ -37,13 +38,16 @@ Resumable: label maps live in the one label-map cache, :class:`sin.providers.Lab
 by the provider's fingerprint and the image's pixels, so new weights, parameters, provider
 versions or another copy of the dataset with different pixels never reuse a stale map
 (``--recompute`` ignores the cache). Metrics are always recomputed from the maps (about 60 ms
-per image). Work runs in ``--processes`` spawn workers, one thread each; the per-image seconds in
-the tables are therefore single-thread times taken while the other workers run (see
+per image). Images run through :func:`sin.parallel.label_maps`, every size of one image in one
+task that also scores the maps: in ``--processes`` spawn workers, one thread each, or on a Dask
+cluster (``--scheduler tcp://HOST:PORT``, whose workers must see the dataset); the per-image
+seconds in the tables are therefore single-thread times taken while the other workers run (see
 ``benchmarks/runtime.py`` for proper timings).
 
 A provider that cannot run at all (corrupt weights) stops the run before it starts; an image on
-which a provider fails is listed (stderr, ``quality.md``, ``quality.json``) and left out, and the
-run goes on. Exit codes: 0 done; 1 done with failures; 2 usage error or nothing done.
+which a provider fails is listed (stderr, ``quality.md``, ``quality.json``) and left out at
+every size of that provider, and the run goes on. Exit codes: 0 done; 1 done with failures; 2
+usage error or nothing done.
 
 Protocol (``../shared/specs/metrics.md``): SIN / SpixelFCN average over **all** (image, GT)
 pairs (1063 on the BSDS500 test split), default here; ``--aggregate worst`` gives the
@@ -74,7 +78,9 @@ from benchmarks._matched import (  # noqa: F401  (part of this script's API)
     reference_method,
 )
 from benchmarks._quality_page import plot_curves, render
+from benchmarks._samples import Sample, Scores, dataset_item
 from sin import argtypes as A
+from sin.parallel import Failure, add_executor_args
 
 #: Summary columns: metric -> (header in the markdown table, format).
 SUMMARY_METRICS = {"asa": ("ASA", ".4f"), "rec": ("BR", ".4f"), "pre": ("BP", ".4f"), "co": ("CO", ".4f"),
@@ -99,6 +105,7 @@ class Config:
     cache: Path | None = None
     recompute: bool = False
     processes: int = 2
+    scheduler: str | None = None
     aggregate: str = "mean"
     tolerance: int | None = None
     gt_max_segments: int | None = None
@@ -107,57 +114,20 @@ class Config:
     no_plots: bool = False
 
 
-# --------------------------------------------------------------------------------------------
-# worker side (top-level functions: they run in spawn workers)
-# --------------------------------------------------------------------------------------------
+def evaluate_all(provider, method: str, samples: list, sizes, *, executor=None, cache=None, tolerance=None,
+                 progress: bool = True) -> list:
+    """Every size's label map of every sample (:class:`benchmarks._samples.Sample`), through
+    :func:`sin.parallel.label_maps` and ``cache``, scored in the worker
+    (:class:`benchmarks._samples.Scores`).
 
-_DATASETS: dict = {}
-
-
-def _open_dataset(spec: tuple):
-    # one dataset object per worker process and spec (scanning folders costs a little)
-    if spec not in _DATASETS:
-        from sin.datasets import load_dataset
-
-        name, kwargs = spec
-        _DATASETS[spec] = load_dataset(name, **dict(kwargs))
-    return _DATASETS[spec]
-
-
-def evaluate_image(job: dict) -> dict:
-    """Superpixels of one image (from the label-map cache or computed) and their metric rows (one per GT).
-
-    Any failure (unreadable image, a provider that raises on this image) is returned as
-    ``error`` instead of raised: the run lists it and goes on.
+    Returns, per sample in input order, a list with ``(rows, cached)`` per size, or a
+    :class:`sin.parallel.Failure` when the provider or the scoring failed on that image.
     """
-    from sin.metrics import evaluate
-    from sin.providers import LabelCache
+    from sin.parallel import label_maps
 
-    try:
-        image_id, image, gts = _open_dataset(job["dataset"])[job["index"]]
-        cache = LabelCache(job["cache_root"], recompute=job["recompute"])
-        hit = cache.load(job["provider"], image, job["size"])
-        labels, seconds = hit if hit is not None else cache.labels(job["provider"], image, job["size"])
-        df = evaluate(labels, gts, image, image_id=image_id, tolerance=job["tolerance"])
-    except Exception as exc:  # noqa: BLE001 - any failure on this image is listed, the run goes on
-        return {"rows": [], "cached": False, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
-                "image": job["image_id"]}
-    df.insert(0, "n_segments", job["size"])
-    df.insert(0, "method", job["label"])
-    df["seconds"] = seconds
-    return {"rows": df.to_dict("records"), "seconds": seconds, "cached": hit is not None, "error": None}
+    return label_maps(provider, samples, [tuple(sizes)] * len(samples), cache=cache, executor=executor,
+                      errors="collect", then=Scores(method, tolerance), progress=progress, desc=method)
 
-
-def evaluate_all(jobs: list, *, processes: int, executor=None, desc: str = "", progress: bool = True) -> list:
-    """:func:`evaluate_image` over ``jobs`` (the one loop over images; the place to switch to a shared runner)."""
-    from sin.providers import parallel_map
-
-    return parallel_map(evaluate_image, jobs, processes=processes, executor=executor, desc=desc, progress=progress)
-
-
-# --------------------------------------------------------------------------------------------
-# main side
-# --------------------------------------------------------------------------------------------
 
 def summarize(pairs: pd.DataFrame, mode: str = "mean") -> pd.DataFrame:
     """One row per (method, n_segments): counts, mean actual K, aggregated metrics, s/image."""
@@ -240,8 +210,8 @@ def resummarize(config: Config, argv=None) -> tuple[pd.DataFrame, int]:
     return summary, A.EXIT_OK
 
 
-def _dataset_spec(config: Config) -> tuple:
-    """``(name, sorted kwargs)`` of :func:`sin.datasets.load_dataset` (what every worker opens)."""
+def _dataset_spec(config: Config) -> tuple[str, dict]:
+    """``(name, kwargs)`` of :func:`sin.datasets.load_dataset` for the run."""
     if config.dataset == "folder":
         if config.images is None or config.labels is None:
             raise ValueError("--dataset folder needs --images DIR and --labels DIR")
@@ -252,11 +222,13 @@ def _dataset_spec(config: Config) -> tuple:
         if config.dataset != "bsds500":
             raise ValueError("--gt-max-segments applies to --dataset bsds500 only")
         kwargs["max_segments"] = config.gt_max_segments
-    return config.dataset, tuple(sorted(kwargs.items()))
+    return config.dataset, kwargs
 
 
 def _protocol(config: Config) -> dict:
+    cluster = {} if config.scheduler is None else {"scheduler": config.scheduler}
     return {"dataset": config.dataset, "split": config.split, "limit": config.limit, "processes": config.processes,
+            **cluster,
             "dataset_label": f"{config.dataset} ({config.split})" if config.dataset != "folder" else str(config.images),
             "gt_protocol": ("as stored (all segments)" if config.gt_max_segments is None else
                             f"SIN conversion, segments beyond {config.gt_max_segments} merged into the first"),
@@ -267,8 +239,9 @@ def _protocol(config: Config) -> dict:
 def run(config: Config, argv=None) -> tuple[pd.DataFrame, int]:
     """The benchmark: ``(summary, exit code)``; the summary is also written to ``<out>/quality.csv``."""
     from sin.datasets import load_dataset
+    from sin.parallel import open_executor
     from sin.paths import cache_root
-    from sin.providers import process_pool
+    from sin.providers import LabelCache
 
     if config.from_pairs is not None:
         return resummarize(config, argv)
@@ -277,12 +250,11 @@ def run(config: Config, argv=None) -> tuple[pd.DataFrame, int]:
     if len(set(labels)) != len(labels):
         raise ValueError("two providers share the name " + ", ".join(sorted({x for x in labels if labels.count(x) > 1}))
                          + " (the 'method' column could not tell them apart)")
-    spec = _dataset_spec(config)
-    ds = load_dataset(spec[0], **dict(spec[1]))  # opened here for the ids; every worker opens its own copy
+    name, kwargs = _dataset_spec(config)
+    ds = load_dataset(name, **kwargs)  # small (paths): it travels to the workers with every sample
     indices = list(range(len(ds)))[: config.limit]
     out = A.output_dir(config.out or REPO / "results" / config.dataset)
     probe_providers(providers)  # a provider that cannot run at all (corrupt weights) stops here, in one line
-    root = str(cache_root(config.cache) / "labels")
     record = {"script": "benchmarks.superpixel_quality", "command": R.command_line(argv),
               "machine": R.machine_info(), "protocol": _protocol(config),
               "providers": provider_records(providers, labels), "failures": [], "history": []}
@@ -290,39 +262,39 @@ def run(config: Config, argv=None) -> tuple[pd.DataFrame, int]:
         if p["weights"] is not None or p["trained"] is False:
             print(R.provider_info(providers[labels.index(p["method"])])["note"], file=sys.stderr)
 
+    sizes = list(dict.fromkeys(config.n_segments))
+    samples = [Sample(dataset_item, (ds, i), ds.ids[i]) for i in indices]
+    cache = LabelCache(cache_root(config.cache) / "labels", recompute=config.recompute)
     all_rows: list = []
     n_cached = n_computed = 0
-    pool = process_pool(config.processes) if config.processes > 1 else None
-    try:
+    with open_executor(config.processes, config.scheduler) as executor:
         for label, provider in zip(labels, providers):
-            for size in dict.fromkeys(config.n_segments):
-                jobs = [{"dataset": spec, "index": i, "image_id": ds.ids[i], "provider": provider, "label": label,
-                         "size": size, "tolerance": config.tolerance, "recompute": config.recompute,
-                         "cache_root": root} for i in indices]
-                for r in evaluate_all(jobs, processes=config.processes, executor=pool, desc=f"{label} K={size}",
-                                      progress=not config.no_progress):
-                    all_rows.extend(r["rows"])
-                    if r["error"]:
-                        record["failures"].append([label, int(size), r["image"], r["error"]])
-                        print(f"failed: {label} K={size} image {r['image']}: {r['error']}", file=sys.stderr)
-                        continue
-                    n_cached += r["cached"]
-                    n_computed += not r["cached"]
-                if all_rows:  # interim results after every setting: an interrupted run still leaves tables
-                    pairs = pd.DataFrame(all_rows)
-                    interim = with_weights_columns(summarize(pairs, config.aggregate), record["providers"])
-                    write_csv(interim.assign(aggregate=config.aggregate), out / "quality.csv", float_format="%.6g")
-                    write_csv(pairs, out / "pairs.csv.gz", float_format="%.6g")
-                    R.write_sidecar(out / "quality.md", record)  # so that --from-pairs works on an interrupted run
-    finally:
-        if pool is not None:
-            pool.shutdown()
+            results = evaluate_all(provider, label, samples, sizes, executor=executor, cache=cache,
+                                   tolerance=config.tolerance, progress=not config.no_progress)
+            for sample, res in zip(samples, results):
+                if isinstance(res, Failure):  # left out at every size of this provider
+                    record["failures"] += [[label, int(size), sample.name, res.error] for size in sizes]
+                    print(f"failed: {label} K={'/'.join(map(str, sizes))} image {sample.name}: {res.error}",
+                          file=sys.stderr)
+            for j in range(len(sizes)):  # rows by (method, size, image), as the tables read them
+                for res in results:
+                    if not isinstance(res, Failure):
+                        rows, cached = res[j]
+                        all_rows.extend(rows)
+                        n_cached += cached
+                        n_computed += not cached
+            if all_rows:  # interim results after every provider: an interrupted run still leaves tables
+                pairs = pd.DataFrame(all_rows)
+                interim = with_weights_columns(summarize(pairs, config.aggregate), record["providers"])
+                write_csv(interim.assign(aggregate=config.aggregate), out / "quality.csv", float_format="%.6g")
+                write_csv(pairs, out / "pairs.csv.gz", float_format="%.6g")
+                R.write_sidecar(out / "quality.md", record)  # so that --from-pairs works on an interrupted run
     if not all_rows:
         raise ValueError("every image failed; first problem: " + " ".join(map(str, record["failures"][0])))
     summary = summarize(pairs, config.aggregate)
     write_outputs(pairs, summary, out, record, aggregate=config.aggregate, plots=not config.no_plots)
     failed = len(record["failures"])
-    print(f"{len(indices)} images x {len(providers)} providers x {len(dict.fromkeys(config.n_segments))} sizes: "
+    print(f"{len(indices)} images x {len(providers)} providers x {len(sizes)} sizes: "
           f"{n_computed} label maps computed, {n_cached} from cache{f', {failed} FAILED (listed above)' * bool(failed)}; "
           f"results in {out}", file=sys.stderr)
     return summary, A.EXIT_PARTIAL if failed else A.EXIT_OK
@@ -340,7 +312,7 @@ def build_parser() -> A.Parser:
     p.add_argument("--limit", type=A.positive_int, help="only the first N images (sorted ids)")
     p.add_argument("--out", type=Path, help="output folder (default results/<dataset>)")
     A.add_cache_args(p)
-    p.add_argument("--processes", type=A.positive_int)
+    add_executor_args(p)
     p.add_argument("--aggregate", choices=("mean", "worst", "best"))
     p.add_argument("--tolerance", type=A.non_negative_int, help="boundary tolerance radius (default 0.0025 x diagonal)")
     p.add_argument("--gt-max-segments", type=A.positive_int,

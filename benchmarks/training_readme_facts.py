@@ -20,7 +20,7 @@ error, nothing is written then):
 Usage::
 
     python -m benchmarks.training_readme_facts [--data-root DIR] [--images 40] [--out results/training]
-        [--cache DIR] [--recompute] [--check]
+        [--cache DIR] [--recompute] [--processes 2 | --scheduler tcp://HOST:PORT] [--check]
 
 ``--data-root`` is the BSDS500 folder (default ``$SIN_BSDS500``, else ``$SIN_DATA_ROOT/BSDS500``),
 ``--cache`` the cache root (label maps in ``<cache>/labels``; default :func:`sin.paths.cache_root`).
@@ -36,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from benchmarks._common import REPO, command_line, markdown_table, write_csv, write_text
+from benchmarks._samples import Sample, Scores, dataset_item
 from sin import argtypes as A
+from sin.parallel import ItemError, add_executor_args, executor_from_args
 
 SIZES = (300, 600, 1000)
 PROVIDERS = ("slic", "snic", "ers")
@@ -54,30 +55,26 @@ SNAPSHOT_RUN = "cpu_final"
 # data
 # ------------------------------------------------------------------------------------------
 
-def label_maps(data, n_images: int, providers, sizes, cache):
-    """``(image_id, gts, provider, k, labels)`` for the first ``n_images`` of ``data``, every provider
-    and size, through the label cache (the one loop over images; the place to switch to a shared runner)."""
-    for i in tqdm(range(min(n_images, len(data))), desc="reference rows", unit="img"):
-        image_id, image, gts = data[i]
-        for prov in providers:
-            for k in sizes:
-                yield image_id, gts, prov, k, cache.labels(prov, image, k)[0]
+def reference_rows(data, n_images: int, sizes=SIZES, providers=PROVIDERS, cache=None, *, executor=None,
+                   progress: bool = True) -> pd.DataFrame:
+    """SLIC / SNIC / ERS on ``data[0..n_images)``: one row per (method, K), mean over all pairs.
 
-
-def reference_rows(data, n_images: int, sizes=SIZES, providers=PROVIDERS, cache=None) -> pd.DataFrame:
-    """SLIC / SNIC / ERS on ``data[0..n_images)``: one row per (method, K), mean over all pairs."""
-    from sin.metrics import aggregate, evaluate
+    The maps come through :func:`sin.parallel.label_maps` and ``cache`` (a
+    :class:`~sin.providers.LabelCache`; default: the one under :func:`sin.paths.cache_root`) and
+    are scored where they are made; ``executor``: where (default: here, one image after the other).
+    """
+    from sin.metrics import aggregate
+    from sin.parallel import label_maps
     from sin.providers import LabelCache, get_provider
 
     cache = cache if cache is not None else LabelCache()
     n = min(n_images, len(data))
     provs = [get_provider(p) for p in providers]
-    per_pair = []
-    for image_id, gts, prov, k, labels in label_maps(data, n, provs, sizes, cache):
-        df = evaluate(labels, gts, image_id=image_id)
-        df["method"], df["n_segments"] = prov.name, k
-        per_pair.append(df)
-    pairs = pd.concat(per_pair, ignore_index=True)
+    samples = [Sample(dataset_item, (data, i), data.ids[i]) for i in range(n)]
+    scored = {prov: label_maps(prov, samples, [tuple(sizes)] * n, cache=cache, executor=executor, processes=1,
+                               then=Scores(prov.name), progress=progress, desc=f"reference rows {prov.name}")
+              for prov in provs}
+    pairs = pd.DataFrame([row for i in range(n) for prov in provs for rows, _ in scored[prov][i] for row in rows])
     rows = []
     for prov in provs:
         for k in sizes:
@@ -221,6 +218,7 @@ def build_parser() -> A.Parser:
     ap.add_argument("--images", type=A.positive_int, default=40, help="first N test images (as the snapshots)")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "training")
     A.add_cache_args(ap)
+    add_executor_args(ap)
     ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if the README would change")
     return ap
 
@@ -238,8 +236,9 @@ def run(args) -> int:
     images = sorted(set(snaps.images))
     if images != [args.images]:
         raise ValueError(f"snapshots.csv was evaluated on {images} images, not --images {args.images}")
-    ref = reference_rows(data, args.images, cache=LabelCache(cache_root(args.cache) / "labels",
-                                                             recompute=args.recompute))
+    with executor_from_args(args) as executor:
+        ref = reference_rows(data, args.images, executor=executor,
+                             cache=LabelCache(cache_root(args.cache) / "labels", recompute=args.recompute))
     full_csv = args.out.parent / "bsds500" / "quality.csv"
     full = pd.read_csv(full_csv) if full_csv.exists() else None
     new = replace_block(text, "snapshot-table", snapshot_table(snaps, ref))
@@ -259,7 +258,7 @@ def run(args) -> int:
 
 def main(argv=None) -> int:
     """Command line; returns the exit code (0 done, 1 ``--check`` found the README out of date, 2 error)."""
-    return A.cli_main(build_parser, run, argv)
+    return A.cli_main(build_parser, run, argv, expected=(ValueError, OSError, ItemError))
 
 
 if __name__ == "__main__":

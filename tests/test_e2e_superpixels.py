@@ -44,7 +44,7 @@ def test_shipped_vs_tuned_table_and_figure(folder_dataset, tmp_path):
     out = tmp_path / "out"
     argv = ["--dataset", "folder", "--data-root", str(folder_dataset), "--tuned", str(DEFAULT_WEIGHTS),
             str(tmp_path / "tuned.pt"), "--n-segments", "12", "30", "--n-boot", "200", "--figure-images", "2",
-            "--no-progress"]
+            "--no-progress", "--processes", "1"]
     assert E.main([*argv, "--figure-tuned", "1", "--out", str(out)]) == 0
     with open(out / "asa.csv") as f:
         rows = list(csv.DictReader(f))

@@ -357,22 +357,29 @@ def test_so_on_three_ecssd_images_through_the_loader():
     assert res["n_images"] == 3 and 0 < res["mae"] < 0.5 and 0.3 < res["s_measure"] <= 1
 
 
-def test_sod_table_jobs_pickle_for_spawned_workers(tmp_path):
-    """Workers are spawned: every job (with every default provider) must survive pickling."""
+def test_sod_table_work_pickles_for_spawned_workers(tmp_path):
+    """Workers are spawned: the image, the count rule and the scoring (with every default provider)
+    must survive pickling and work on the other side."""
+    import functools
     import pickle
 
-    from benchmarks.sod_table import DEFAULT_PROVIDERS, _image_job, _Job, table_providers
+    from benchmarks._samples import Sample
+    from benchmarks._sod_maps import SOMapScores, read_pair, row_counts
+    from benchmarks.sod_table import DEFAULT_PROVIDERS, table_providers
     from downstream.saliency_optimization import SIN_PAPER
+    from sin.parallel import label_maps
 
     providers, _ = table_providers([*DEFAULT_PROVIDERS, "sin:precision='fp32'", "sin_msrc21"], skip_unavailable=True)
     back = pickle.loads(pickle.dumps(tuple(providers)))
     assert [p.tag for p in back] == [p.tag for p in providers]  # the cache keys survive the trip
     root = _make_dataset(tmp_path / "toy", n=1, size=(60, 80))
-    job = _Job(0, "0000", root / "images" / "0000.jpg", root / "ground_truth_mask" / "0000.png",
-               back[:2], (200,), "code", SIN_PAPER.map_key("code"), str(tmp_path / "c" / "labels"),
-               str(tmp_path / "c" / "saliency"), False)
-    out = _image_job(pickle.loads(pickle.dumps(job)))
-    assert not out["errors"] and out["computed"] == 2
+    sample = Sample(read_pair, (root / "images" / "0000.jpg", root / "ground_truth_mask" / "0000.png"), "0000")
+    for prov in back[:2]:
+        then = SOMapScores(prov, "code", SIN_PAPER.map_key("code"), str(tmp_path / "c" / "saliency"))
+        item, counts, then = pickle.loads(pickle.dumps((sample, functools.partial(row_counts, (200, 400)), then)))
+        [recs] = label_maps(prov, [item], counts, then=then, processes=1, progress=False)
+        assert [r["n_requested"] for r in recs] == [round(60 * 80 * 200 / 120000), round(60 * 80 * 400 / 120000)]
+        assert all(r["computed"] and 0 <= r["mae"] <= 1 for r in recs)
 
 
 @pytest.mark.slow
