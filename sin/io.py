@@ -304,6 +304,11 @@ def atomic_write(path, write_fn, *, exclusive: bool = False, clean_stale: bool =
         :func:`remove_stale_temporaries`; for large files such as checkpoints).
     """
     path = Path(path)
+    # the rename would replace whatever stands at ``path``: a device (``/dev/null``), a FIFO or a
+    # socket must never be swapped for a regular file, nor a folder for anything
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise ValueError(f"cannot write {path}: it is {kind}; give the path of a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     if clean_stale:
         remove_stale_temporaries(path.parent, [path.name])

@@ -3,6 +3,7 @@
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -85,3 +86,16 @@ def test_exclusive_write_never_replaces(tmp_path):
     with pytest.raises(FileExistsError, match="not replaced"):
         atomic_write(target, lambda t: Path(t).write_bytes(b"second"), exclusive=True)
     assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_atomic_write_never_replaces_a_device_fifo_or_folder(tmp_path):
+    # the rename of an atomic write would swap a special file (e.g. --out /dev/null) for a regular
+    # file; a FIFO stands in for the device here
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        atomic_write(fifo, lambda tmp: Path(tmp).write_text("x"))
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    with pytest.raises(ValueError, match="a folder"):
+        atomic_write(tmp_path, lambda tmp: Path(tmp).write_text("x"))
+    assert not [p for p in tmp_path.iterdir() if p.name != "pipe"]  # no temporary left behind
