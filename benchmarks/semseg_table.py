@@ -63,7 +63,7 @@ from benchmarks._common import (
 from downstream.bilateral_inception import datasets as D
 from downstream.bilateral_inception.bi_training import BITrainConfig
 from downstream.bilateral_inception.crf import CRF_GRID, crf_available, crf_grid
-from downstream.bilateral_inception.end_to_end import EndToEndConfig
+from downstream.bilateral_inception.end_to_end import EndToEndConfig, add_e2e_args, e2e_config_from_args
 from downstream.bilateral_inception.metrics import BAND_WIDTHS, mean_iou
 from downstream.bilateral_inception.pipeline import BIPipeline
 from downstream.bilateral_inception.trunk_training import TrunkTrainConfig
@@ -82,8 +82,7 @@ E2E_KEY = "sin_e2e"
 
 
 def e2e_config(args) -> EndToEndConfig:
-    return EndToEndConfig(sin_lr=args.e2e_sin_lr, sin_train=args.e2e_sin_train, aux_weight=args.e2e_aux_weight,
-                          temperature=args.e2e_temperature)
+    return e2e_config_from_args(args, prefix="e2e-")
 
 
 def _label(provider) -> str:
@@ -229,6 +228,7 @@ def _run(args, stack: ExitStack) -> dict:
             continue
         bcfg = BITrainConfig(epochs=args.bi_epochs, lr=args.bi_lr, batch_size=args.bi_batch_size,
                              init=args.bi_init, dropout=args.bi_dropout, finetune=args.bi_finetune,
+                             bi7_scales=tuple(args.bi7_scales),
                              trunk_lr=args.bi_trunk_lr, short_side=pipe.short_side, seed=seed)
         if args.trained_baseline:
             t0 = time.perf_counter()
@@ -393,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(cached backbone outputs)")
     ap.add_argument("--bi-trunk-lr", type=positive_float, default=1e-4,
                     help="lr of the trunk head with --bi-finetune head")
+    ap.add_argument("--bi7-scales", type=positive_float, nargs=3, default=[1.0, 1.0, 1.0], metavar="S",
+                    help="factors on theta_init of BI7's three filter pairs (all 1: the released init)")
     ap.add_argument("--bi-dropout", type=float, default=None,
                     help="dropout after BI6 / BI7 (default: 0 with --bi-init trunk, 0.5 with spec)")
     ap.add_argument("--end-to-end", action="store_true",
@@ -400,13 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(downstream.bilateral_inception.end_to_end), same trunk, count, epochs and seeds")
     ap.add_argument("--e2e-seeds", type=non_negative_int, nargs="+", default=None,
                     help="seeds of the end-to-end row (default: all --seeds); its intervals pair these seeds")
-    ap.add_argument("--e2e-sin-lr", type=positive_float, default=1e-4, help="Adam lr of SIN (end to end)")
-    ap.add_argument("--e2e-sin-train", choices=["decoder", "all"], default="decoder",
-                    help="SIN parameters trained end to end (decoder: encoder frozen and cached)")
-    ap.add_argument("--e2e-aux-weight", type=float, default=0.1,
-                    help="weight of SIN's own loss on the task labels (0: none; 0.1 selected on MSRC-21 val)")
-    ap.add_argument("--e2e-temperature", type=positive_float, default=1.0,
-                    help="softmax temperature of SIN's soft assignment during training")
+    add_e2e_args(ap, prefix="e2e-", what="end to end: ")
     ap.add_argument("--figure-images", type=non_negative_int, default=4)
     ap.add_argument("--limit", type=positive_int, default=None, help="first N images of every split (smoke runs)")
     ap.add_argument("--trunk-only", action="store_true",

@@ -288,3 +288,15 @@ def test_head_input_errors(scene):
         head(feats, image[..., :20], Assignment.from_labels(labels))
     with pytest.raises(ValueError, match="image"):
         head(feats, image[:, :2], Assignment.from_labels(labels))
+
+
+def test_bi7_scales_start_the_filter_pairs_at_different_scales():
+    from downstream.bilateral_inception.bi_training import BITrainConfig, build_head
+    from downstream.bilateral_inception.trunks import tiny_trunk
+
+    trunk = tiny_trunk(3)
+    same = build_head(trunk, 3, BITrainConfig())
+    multi = build_head(trunk, 3, BITrainConfig(bi7_scales=(0.25, 1, 4)))
+    assert same.bi7.theta.tolist() == [1.0] * 6
+    assert multi.bi7.theta.tolist() == [0.25, 0.25, 1.0, 1.0, 4.0, 4.0]
+    assert multi.bi6.theta.tolist() == same.bi6.theta.tolist() == [1.0, 1.0]

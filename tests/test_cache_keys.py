@@ -45,3 +45,17 @@ def test_bi_keys_are_pinned():
     assert BIPipeline("/c").run_dir("/runs", "bi_slic", "abc", {"epochs": 8}, stage="bi").name == "bi_slic_9b0030428900"
     assert feature_cache_key("features", "deeplabv3_mobilenetv2", "0123", 361) == \
         "features_deeplabv3_mobilenetv2_4abf92eabbe6"
+
+
+def test_bi_config_keys_do_not_move_when_fields_are_added():
+    # runs trained before `bi7_scales` existed keep their folder; a set value names a new one
+    from dataclasses import asdict
+
+    from downstream.bilateral_inception.bi_training import BITrainConfig, config_key
+
+    default = BITrainConfig()
+    old = {k: v for k, v in asdict(default).items() if k != "bi7_scales"}
+    assert config_key(default) == old
+    assert config_key(BITrainConfig(bi7_scales=(0.25, 1, 4)))["bi7_scales"] == (0.25, 1.0, 4.0)
+    with pytest.raises(ValueError, match="bi7_scales"):
+        BITrainConfig(bi7_scales=(1, 0, 1))

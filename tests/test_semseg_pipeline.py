@@ -192,8 +192,10 @@ def test_cli_train_and_eval(toy_dataset, tmp_path):
                      str(e2e_dir / "best.pt"), "--out", str(result), *common]) == 0
     model = json.loads(result.read_text())["model"]
     assert "sin:weights=" in model and "sin_best.pt" in model
-    assert cli_main(["train", "--stage", "e2e", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--aux-weight",
-                     "-1", "--out", str(e2e_dir), *common]) == 2
+    with pytest.raises(SystemExit) as exc:  # a negative weight is a usage error (one line, exit 2)
+        cli_main(["train", "--stage", "e2e", "--trunk-checkpoint", str(trunk_dir / "best.pt"), "--aux-weight",
+                  "-1", "--out", str(e2e_dir), *common])
+    assert exc.value.code == 2
     # export-sin keeps the SIN of the run with the best *val* mIoU as a decoder delta
     state = load_torch_file(e2e_dir / "best.pt", "checkpoint", weights_only=False)
     state["record"]["best_miou"] += 0.5

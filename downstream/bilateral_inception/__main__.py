@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .end_to_end import add_e2e_args, e2e_config_from_args
 from sin.argtypes import (
     Parser,
     add_cache_args,
@@ -128,13 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--trunk-lr", type=positive_float, default=1e-4, help="bi stage: lr of the trunk with --finetune")
     # e2e stage (SIN trained through the BI head; see downstream.bilateral_inception.end_to_end)
     t.add_argument("--sin-weights", type=Path, default=None, help="e2e stage: SIN to start from (default: shipped)")
-    t.add_argument("--sin-lr", type=positive_float, default=1e-4, help="e2e stage: Adam lr of SIN")
-    t.add_argument("--sin-train", choices=["decoder", "all"], default="decoder",
-                   help="e2e stage: SIN parameters trained (decoder: encoder frozen and cached)")
-    t.add_argument("--aux-weight", type=float, default=0.1,
-                   help="e2e stage: weight of SIN's own loss on the task labels (0: none)")
-    t.add_argument("--temperature", type=positive_float, default=1.0,
-                   help="e2e stage: softmax temperature of SIN's soft assignment")
+    add_e2e_args(t, what="e2e stage: ")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="per-class IoU and mIoU of the baseline or of a BI model")
@@ -202,10 +197,7 @@ def _validate(args) -> None:
 
 
 def _e2e_config(args):
-    from .end_to_end import EndToEndConfig
-
-    return EndToEndConfig(sin_lr=args.sin_lr, sin_train=args.sin_train, aux_weight=args.aux_weight,
-                          temperature=args.temperature)
+    return e2e_config_from_args(args)
 
 
 def _pipeline(args):

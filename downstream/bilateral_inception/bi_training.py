@@ -29,7 +29,7 @@ from .loop import (
 from .model import BilateralInceptionHead
 from .trunks import SegmentationTrunk
 
-__all__ = ["BI_FORMAT", "BITrainConfig", "build_head", "train_bi", "load_bi_checkpoint"]
+__all__ = ["BI_FORMAT", "BITrainConfig", "config_key", "build_head", "train_bi", "load_bi_checkpoint"]
 
 BI_FORMAT = "bi-head-v1"
 
@@ -49,6 +49,10 @@ class BITrainConfig:
     mid_channels: int | None = None
     feature_scales: dict = field(default_factory=dict)
     theta_init: float = 1.0
+    #: per BI7 filter pair (rgbxy + xy), a factor on ``theta_init``. All 1 (the released model's
+    #: init): with the "trunk" init the three pairs get identical gradients and never diverge, so
+    #: BI7's six filters act as two; e.g. (0.25, 1, 4) starts them at three spatial/colour scales.
+    bi7_scales: tuple = (1.0, 1.0, 1.0)
     #: the trunk during BI training: "none" frozen (cached features), "head" its head trained on cached
     #: backbone outputs (backbone frozen), "full" everything end to end (no cache)
     finetune: str = "none"
@@ -65,8 +69,22 @@ class BITrainConfig:
             raise ValueError("epochs >= 0, batch_size >= 1 and lr > 0 are required")
         if self.dropout is None:
             self.dropout = 0.5 if self.init == "spec" else 0.0
+        self.bi7_scales = tuple(float(v) for v in self.bi7_scales)
+        if len(self.bi7_scales) != 3 or not all(np.isfinite(v) and v > 0 for v in self.bi7_scales):
+            raise ValueError(f"bi7_scales must be 3 positive numbers (one per BI7 filter pair), got {self.bi7_scales}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+#: fields added after the first trained runs, with the value that reproduces those runs: they enter
+#: a run's key (:meth:`BITrainConfig.key`) only when set to something else, so older runs keep their keys
+_LATER_FIELDS = {"bi7_scales": (1.0, 1.0, 1.0)}
+
+
+def config_key(config: BITrainConfig) -> dict:
+    """What names a BI run: the configuration, without later-added fields left at their defaults."""
+    d = asdict(config)
+    return {k: v for k, v in d.items() if not (k in _LATER_FIELDS and tuple(v) == _LATER_FIELDS[k])}
 
 
 def build_head(trunk: SegmentationTrunk, num_classes: int, config: BITrainConfig | None = None
@@ -79,6 +97,7 @@ def build_head(trunk: SegmentationTrunk, num_classes: int, config: BITrainConfig
         mid = 2 * num_classes if config.init == "trunk" and single else trunk.feature_channels
     head = BilateralInceptionHead(trunk.feature_channels, num_classes, mid, dropout=config.dropout,
                                   feature_scales=config.feature_scales, theta_init=config.theta_init,
+                                  bi7_theta_init=[config.theta_init * f for f in config.bi7_scales for _ in range(2)],
                                   align_corners=trunk.align_corners)
     if config.init == "trunk":
         head.start_from_trunk(trunk.classifier)

@@ -93,6 +93,32 @@ class EndToEndConfig:
             raise ValueError(f"aux_weight must be a finite number >= 0, got {self.aux_weight}")
 
 
+#: command-line flags of :class:`EndToEndConfig` (field -> help); defaults come from the dataclass
+_E2E_FLAGS = {"sin_lr": "Adam lr of SIN", "sin_train": "SIN parameters trained (decoder: encoder frozen and cached)",
+              "aux_weight": "weight of SIN's own loss on the task labels (0: none; 0.1 selected on MSRC-21 val)",
+              "temperature": "softmax temperature of SIN's soft assignment"}
+
+
+def add_e2e_args(parser, *, prefix: str = "", what: str = "") -> None:
+    """``--{prefix}sin-lr``, ``--{prefix}sin-train``, ``--{prefix}aux-weight``, ``--{prefix}temperature``
+    (the one place their types and defaults are written: :class:`EndToEndConfig`)."""
+    from sin.argtypes import number, positive_float
+
+    d = EndToEndConfig()
+    types = {"sin_lr": positive_float, "aux_weight": number(float, low=0), "temperature": positive_float}
+    for field_name, text in _E2E_FLAGS.items():
+        flag = f"--{prefix}{field_name.replace('_', '-')}"
+        kw = {"choices": ["decoder", "all"]} if field_name == "sin_train" else {"type": types[field_name]}
+        parser.add_argument(flag, dest=f"{prefix.replace('-', '_')}{field_name}", default=getattr(d, field_name),
+                            help=f"{what}{text} (default {getattr(d, field_name)})", **kw)
+
+
+def e2e_config_from_args(args, *, prefix: str = "") -> EndToEndConfig:
+    """The :class:`EndToEndConfig` of the flags of :func:`add_e2e_args`."""
+    p = prefix.replace("-", "_")
+    return EndToEndConfig(**{f: getattr(args, p + f) for f in _E2E_FLAGS})
+
+
 class SoftSIN(nn.Module):
     """A SIN network that returns a differentiable assignment at the input image's resolution.
 

@@ -70,6 +70,8 @@ class BilateralInceptionHead(nn.Module):
         units).
     theta_init, bi6_weight_init, bi7_weight_init
         Initial kernel scales and combination weights (spec: 1, 1, ``"normal"``).
+    bi7_theta_init : float or sequence of float, optional
+        BI7's own initial scales, one per filter (default ``theta_init``).
     align_corners : bool
         Pixel convention of the trunk's feature grid.
     """
@@ -77,7 +79,7 @@ class BilateralInceptionHead(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, mid_channels: int | None = None, *,
                  bi6_spaces: Sequence[str] = BI6_SPACES, bi7_spaces: Sequence[str] = BI7_SPACES,
                  dropout: float = 0.5, feature_scales: dict | None = None, theta_init=1.0,
-                 bi6_weight_init=1.0, bi7_weight_init="normal", align_corners: bool = True):
+                 bi6_weight_init=1.0, bi7_weight_init="normal", align_corners: bool = True, bi7_theta_init=None):
         super().__init__()
         mid = int(mid_channels or in_channels)
         self.in_channels, self.mid_channels, self.num_classes = int(in_channels), mid, int(num_classes)
@@ -90,7 +92,8 @@ class BilateralInceptionHead(nn.Module):
         self.bi6 = BilateralInception(self.in_channels, bi6_spaces, theta_init=theta_init,
                                       weight_init=bi6_weight_init, xy_dim=XY_DIM)
         self.fc7 = nn.Conv1d(self.in_channels, mid, 1)
-        self.bi7 = BilateralInception(mid, bi7_spaces, theta_init=theta_init, weight_init=bi7_weight_init,
+        self.bi7 = BilateralInception(mid, bi7_spaces, theta_init=theta_init if bi7_theta_init is None else bi7_theta_init,
+                                      weight_init=bi7_weight_init,
                                       xy_dim=XY_DIM)
         self.classifier = nn.Conv1d(mid, self.num_classes, 1)
         self.dropout = nn.Dropout(dropout)

@@ -38,7 +38,7 @@ from sin.parallel import image_source, label_maps
 from sin.paths import cache_root
 from sin.providers import LabelCache, Provider, get_provider
 
-from .bi_training import BITrainConfig, build_head, load_bi_checkpoint, train_bi
+from .bi_training import BITrainConfig, build_head, config_key, load_bi_checkpoint, train_bi
 from .caches import (
     CacheUnion,
     cache_backbone,
@@ -264,7 +264,7 @@ class BIPipeline:
             if runs_dir is None:
                 raise ValueError("train_bi needs out_dir or runs_dir")
             out_dir = self.run_dir(runs_dir, f"bi_{provider.tag}_k{int(n_segments)}", handle.fingerprint,
-                                   asdict(config), self.short_side, *[dataset_fingerprint(ds) for ds in sets],
+                                   config_key(config), self.short_side, *[dataset_fingerprint(ds) for ds in sets],
                                    stage="bi")
         sps = self.superpixels(provider, sets, n_segments)
         inputs = self.bi_inputs(handle, sets, config.finetune)
@@ -298,7 +298,7 @@ class BIPipeline:
         if out_dir is None:
             if runs_dir is None:
                 raise ValueError("train_end_to_end needs out_dir or runs_dir")
-            out_dir = self.run_dir(runs_dir, f"bi_sin_e2e_k{int(n_segments)}", handle.fingerprint, asdict(config),
+            out_dir = self.run_dir(runs_dir, f"bi_sin_e2e_k{int(n_segments)}", handle.fingerprint, config_key(config),
                                    asdict(e2e), start.fingerprint, self.short_side,
                                    *[dataset_fingerprint(ds) for ds in sets], stage="e2e")
         out_dir = Path(out_dir)
