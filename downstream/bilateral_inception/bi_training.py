@@ -16,6 +16,7 @@ from .bi_data import collate_bi, histogram_cross_entropy, load_examples
 from .datasets import SegmentationDataset
 from .evaluation import bi_forward, evaluate_bi
 from .loop import (
+    optimizer_step,
     end_epoch,
     freeze_batchnorm,
     load_state,
@@ -166,10 +167,7 @@ def train_bi(head: BilateralInceptionHead, train_set: SegmentationDataset, val_s
             batch = collate_bi([examples[i] for i in batch_idx], head.num_classes)
             sp_logits, _ = bi_forward(head, batch, device, trunk, config.short_side, mode)
             loss = histogram_cross_entropy(sp_logits, batch["histogram"].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(opt, loss))
         entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan")}
         if val_set is not None:
             cm = evaluate_bi(head, val_set, val_sp, feature_cache=feature_cache, trunk=trunk, finetune=mode,

@@ -51,8 +51,8 @@ from .bi_training import BITrainConfig, _head_config
 from .datasets import VOID
 from .evaluation import evaluate_bi
 from .features import grid_assignment, superpixel_features
-from .loop import end_epoch, load_state, lr_factor, progress_bar, resume_state, seed_everything, shape_batches, \
-    shuffle_rng
+from .loop import end_epoch, load_state, lr_factor, optimizer_step, progress_bar, resume_state, seed_everything, \
+    shape_batches, shuffle_rng
 from .model import BilateralInceptionHead
 from .preprocess import image_to_tensor, label_tensor
 
@@ -321,9 +321,7 @@ def train_end_to_end(head: BilateralInceptionHead, sin_model: SINNet, train_set,
                 enc = torch.stack([encoded[i] for i in bid]).to(device)
             loss, terms = end_to_end_loss(head, soft_sin, torch.stack([feats[i] for i in bid]).to(device), image,
                                           torch.stack([labels[i] for i in bid]).to(device), n_segments, config, enc)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(opt, loss)
             losses.append(terms["bi"])
             aux.append(terms.get("aux", 0.0))
         entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "train_aux": float(np.mean(aux))}

@@ -20,13 +20,21 @@ from torch import nn
 from sin.checkpoint import atomic_torch_save, load_torch_file
 
 __all__ = ["progress_bar", "save_state", "load_state", "resume_state", "shuffle_rng", "end_epoch",
-           "seed_everything", "shape_batches", "lr_factor", "freeze_batchnorm"]
+           "seed_everything", "shape_batches", "lr_factor", "freeze_batchnorm", "optimizer_step"]
 
 
 def progress_bar(iterable, desc: str, total: int | None = None, enabled: bool = True):
     from tqdm import tqdm
 
     return tqdm(iterable, desc=desc, total=total, disable=not enabled, mininterval=5.0, unit="img")
+
+
+def optimizer_step(opt, loss: torch.Tensor) -> float:
+    """One gradient step on ``loss``; returns its value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 def save_state(path, obj) -> None:

@@ -20,6 +20,7 @@ from .caches import cache_backbone
 from .datasets import VOID, SegmentationDataset
 from .evaluation import evaluate_baseline
 from .loop import (
+    optimizer_step,
     end_epoch,
     freeze_batchnorm,
     load_state,
@@ -133,10 +134,7 @@ def train_trunk(trunk: SegmentationTrunk, train_set: SegmentationDataset, val_se
                 x = resize_for_trunk(img, trunk_input_size(*img.shape[-2:], config.short_side), trunk.align_corners)
                 coarse = trunk(x.to(device)).coarse_logits
             loss = _trunk_loss(trunk, coarse, labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(opt, loss))
         entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan")}
         trunk.eval()
         if val_set is not None:
@@ -217,10 +215,7 @@ def train_classifier(trunk: SegmentationTrunk, train_set: SegmentationDataset, v
             x = torch.stack([feats[ids[i]] for i in batch]).to(device)
             y = torch.stack([label_tensor(labels[ids[i]]) for i in batch]).to(device)
             loss = _trunk_loss(trunk, trunk.classifier(head(x)), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(opt, loss))
         entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan")}
         trunk.eval()
         if val_set is not None:
