@@ -110,7 +110,7 @@ def row_specs(args, providers, trunk_name: str, *, crf_note: str, e2e: bool) -> 
         for p in providers:
             specs.append(R.RowSpec(f"spavg:{_key(p)}", "spavg", f"+ superpixel average ({_label(p)}), no training",
                                    p.name, f"{_label(p)}, k={k}", "the trunk's probabilities averaged per superpixel"))
-    for p in providers:
+    for p in (providers if args.bi else []):
         note = provider_info(p)["note"] if p.weights_file is not None else ""
         if p.name == "grid":
             note = "control: superpixels that ignore the image" + (f"; {note}" if note else "")
@@ -272,6 +272,8 @@ def _run(args, stack: ExitStack) -> dict:
                              for ds in (val_set, test_set))
                 rows.record(f"spavg:{key}", val["miou"], test, val_eval=val)
                 timer.add(f"superpixel average {key}", t0)
+            if not args.bi:
+                continue
             t0 = time.perf_counter()
             head, state, rec, _ = pipe.train_bi(trunk, prov, args.n_segments, train_set, val_set, config=bcfg,
                                                 runs_dir=runs_root, meta={"seed": seed})
@@ -363,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--crf-select", choices=["first-seed", "per-seed"], default="first-seed",
                     help="select the CRF kernels on val with the first seed's trunk (default) or with every seed's")
     ap.add_argument("--no-sp-average", dest="sp_average", action="store_false", help="skip those rows")
+    ap.add_argument("--no-bi", dest="bi", action="store_false", help="no BI heads (the rows that need no training)")
     ap.add_argument("--band-widths", type=positive_int, nargs="+", default=list(BAND_WIDTHS),
                     help="boundary band widths in pixels (trimap score)")
     ap.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples of the test images")

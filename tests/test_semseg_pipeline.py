@@ -321,3 +321,15 @@ def test_equally_trained_baseline_trains_the_head_when_bi_does(toy_dataset, tmp_
     assert changed(head, trunk, "classifier") and changed(head, trunk, "head")
     with pytest.raises(ValueError, match="finetune"):
         pipe.train_classifier(trunk, ds, ds, config=T.BITrainConfig(epochs=1, finetune="full"), runs_dir=runs)
+
+
+def test_semseg_table_no_bi_keeps_the_rows_that_need_no_training(toy_dataset, tmp_path):
+    out = tmp_path / "out"
+    argv = ["--dataset", "folder", "--data-root", str(toy_dataset), "--trunk", "tiny", "--providers", "grid",
+            "--n-segments", "24", "--trunk-epochs", "1", "--bi-epochs", "1", "--short-side", "41", "--seeds", "0",
+            "--n-boot", "50", "--out", str(out), "--cache", str(tmp_path / "cache"), "--runs-dir",
+            str(tmp_path / "runs"), "--no-crf", "--no-bi", "--figure-images", "0", "--no-progress"]
+    assert semseg_table.main(argv) == 0
+    rows = [r["key"] for r in _read_csv(out / "table1_toy.csv")]
+    assert rows == ["baseline", "trained_baseline", "crf", "spavg:grid"]
+    assert not [p for p in (tmp_path / "runs" / "toy").iterdir() if p.name.startswith("bi_")]
