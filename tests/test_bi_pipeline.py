@@ -172,3 +172,21 @@ def test_cli_one_line_errors(toy, tmp_path, capsys, monkeypatch):
         with pytest.raises(SystemExit):  # argparse: usage + one error line, exit code 2
             cli_main(["train", "--stage", "bi", flag, value, *out, *common])
     assert not (tmp_path / "run").exists()  # nothing written for a refused command
+
+
+def test_cli_trunk_starts_from_the_voc_weights_unless_asked(toy, tmp_path, capsys, monkeypatch):
+    # the quick start fine-tunes the VOC-trained port: with no weights there, one line says where they go
+    from downstream.bilateral_inception.__main__ import _trunk_weights, build_parser
+
+    monkeypatch.delenv("SIN_DEEPLAB_WEIGHTS", raising=False)
+    monkeypatch.setenv("SIN_WEIGHTS_ROOT", str(tmp_path / "no_weights"))
+    common = ["--dataset", "folder", "--data-root", str(toy), "--no-progress", "--out", str(tmp_path / "run")]
+    _one_line_error(capsys, ["train", "--stage", "trunk", *common], "VOC-trained DeepLab weights are not at")
+    fake = tmp_path / "w" / "deeplabv3_mnv2_dm05_tflite_weights.pt"
+    fake.parent.mkdir()
+    fake.write_bytes(b"x")
+    monkeypatch.setenv("SIN_WEIGHTS_ROOT", str(fake.parent))
+    args = build_parser().parse_args(["train", "--stage", "trunk", *common])
+    assert _trunk_weights(args) == str(fake)
+    args = build_parser().parse_args(["train", "--stage", "trunk", "--trunk-weights", "random", *common])
+    assert _trunk_weights(args) is None  # a random trunk only when asked

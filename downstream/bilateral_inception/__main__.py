@@ -89,6 +89,11 @@ def _common(p):
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
+TRUNK_WEIGHTS_HELP = ("pretrained trunk weights: a local file, a torchvision weight name (needs internet) or 'random'; "
+                      "default for deeplabv3_mobilenetv2: the VOC-trained port ($SIN_DEEPLAB_WEIGHTS, else "
+                      "<weights root>/deeplabv3_mnv2_dm05_tflite_weights.pt)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="python -m downstream.bilateral_inception",
                 description="Bilateral Inception on DeepLab trunks with any superpixels.",
@@ -111,8 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--trunk", default="deeplabv3_mobilenetv2",
                    help="deeplabv3_mobilenetv2, deeplabv3_resnet50/101, deeplabv3_mobilenet_v3_large, "
                         "deeplab_largefov, tiny")
-    t.add_argument("--trunk-weights", default=None,
-                   help="pretrained weights: a local file (or a torchvision weight name, needs internet)")
+    t.add_argument("--trunk-weights", default=None, help=TRUNK_WEIGHTS_HELP)
     t.add_argument("--mode", choices=["head", "full"], default="head",
                    help="trunk stage: train head + classifier on cached backbone outputs, or everything")
     # bi stage
@@ -138,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--trunk-checkpoint", type=Path, default=None,
                    help="best.pt of the trunk stage (or use --trunk/--trunk-weights for a pretrained trunk)")
     e.add_argument("--trunk", default="deeplabv3_mobilenetv2")
-    e.add_argument("--trunk-weights", default=None)
+    e.add_argument("--trunk-weights", default=None, help=TRUNK_WEIGHTS_HELP)
     e.add_argument("--bi-checkpoint", type=Path, default=None, help="best.pt of the bi stage (omit: baseline)")
     add_provider_args(e, default=None, several=False)  # default: the BI checkpoint's
     e.add_argument("--n-segments", type=positive_int, default=None, help="default: the BI checkpoint's")
@@ -175,6 +179,8 @@ def _validate(args) -> None:
         path = getattr(args, flag, None)
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{flag.replace('_', '-')} not found: {path}")
+    if hasattr(args, "trunk_weights"):
+        args.trunk_weights = _trunk_weights(args)
     weights = getattr(args, "trunk_weights", None)
     if weights is not None and ("/" in str(weights) or str(weights).endswith((".pt", ".pth"))) \
             and not Path(weights).is_file():
@@ -194,6 +200,25 @@ def _validate(args) -> None:
         _e2e_config(args)  # bad values fail here, before any work
     if args.command == "train" and args.dropout is not None and not 0 <= args.dropout < 1:
         raise ValueError(f"--dropout must be in [0, 1), got {args.dropout}")
+
+
+def _trunk_weights(args):
+    """The pretrained weights the trunk starts from: the VOC-trained DeepLab port by default (a
+    random trunk only when asked: ``--trunk-weights random``, or the random ``tiny`` trunk)."""
+    from sin.paths import deeplab_weights
+
+    w = args.trunk_weights
+    if w == "random" or getattr(args, "trunk", None) == "tiny":
+        if w not in (None, "random"):
+            raise ValueError("the tiny trunk is random; it takes no --trunk-weights")
+        return None
+    if w is None and getattr(args, "trunk", None) == "deeplabv3_mobilenetv2":
+        path = deeplab_weights()
+        if not path.is_file():
+            raise FileNotFoundError(f"the VOC-trained DeepLab weights are not at {path}: set SIN_DEEPLAB_WEIGHTS or "
+                                    "SIN_WEIGHTS_ROOT, pass --trunk-weights FILE, or --trunk-weights random")
+        return str(path)
+    return w
 
 
 def _e2e_config(args):
