@@ -4,9 +4,8 @@ Conventions (new blocks are picked up automatically):
 
 * A block is skipped only when the line before its fence (blank lines aside) is
   ``<!-- readme-test: skip (why) -->``; keep these few and give the reason.
-* ``python`` blocks run in a temporary folder holding ``photo.jpg`` (a small copy of the bundled
-  sample image), after a prelude that defines ``image`` (that photo, uint8 RGB) and ``np``, so a
-  block may use ``image`` as the README's prose does. Each block gets a fresh namespace.
+* ``python`` blocks run as printed, with no prelude, in a temporary folder holding ``photo.jpg`` (a
+  small copy of the bundled sample image). Each block gets a fresh namespace.
 * ``bash`` blocks: every command (``\\`` continuations joined, ``#`` comments dropped):
 
   - ``make TARGET``: ``make -n TARGET`` must succeed (the target exists; nothing is built here);
@@ -41,7 +40,8 @@ README = ROOT / "README.md"
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\b(.*?)-->")
 CHEAP = {("sin", "providers"), ("sin", "segment"), ("sin", "demo")}
 UNCHECKED = {"pip", "pip3", "cd", "export", "git"}
-PRELUDE = "import numpy as np\nfrom sin.io import read_image\nimage = read_image('photo.jpg')\n"
+#: no prelude: every block runs as printed (it defines its own ``image``)
+PRELUDE = ""
 
 
 @dataclass(frozen=True)
