@@ -190,3 +190,38 @@ def test_cli_trunk_starts_from_the_voc_weights_unless_asked(toy, tmp_path, capsy
     assert _trunk_weights(args) == str(fake)
     args = build_parser().parse_args(["train", "--stage", "trunk", "--trunk-weights", "random", *common])
     assert _trunk_weights(args) is None  # a random trunk only when asked
+
+
+def test_run_lock_makes_a_second_process_wait_for_the_first(tmp_path):
+    # two table processes asking for one run folder: the second blocks until the first is done
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    from downstream.bilateral_inception.pipeline import run_lock
+
+    run = tmp_path / "bi_run"
+    holder = textwrap.dedent(f"""
+        import time
+        from downstream.bilateral_inception.pipeline import run_lock
+        with run_lock({str(run)!r}):
+            open({str(tmp_path / "started")!r}, "w").close()
+            time.sleep(1.5)
+            open({str(run / "done")!r}, "w").close()
+    """)
+    p = subprocess.Popen([sys.executable, "-c", holder])
+    try:
+        for _ in range(200):
+            if (tmp_path / "started").exists():
+                break
+            time.sleep(0.05)
+        t0 = time.perf_counter()
+        with run_lock(run):
+            waited = time.perf_counter() - t0
+            assert (run / "done").exists()  # the first process had finished its run
+        assert waited > 0.5
+    finally:
+        p.wait(timeout=30)
+    with run_lock(tmp_path / "crf_select_x.json"):  # a file target: the lock sits beside it
+        assert (tmp_path / "crf_select_x.json.lock").exists()

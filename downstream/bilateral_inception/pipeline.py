@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from contextlib import contextmanager
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ from .metrics import ConfusionMatrix
 from .trunk_training import TrunkTrainConfig, load_trunk_checkpoint, train_classifier, train_trunk
 from .trunks import SegmentationTrunk, build_trunk
 
-__all__ = ["TRAIN_VERSIONS", "TrunkHandle", "BIPipeline", "ProviderMismatch", "per_image_stack"]
+__all__ = ["TRAIN_VERSIONS", "TrunkHandle", "BIPipeline", "ProviderMismatch", "per_image_stack", "run_lock"]
 
 #: Output versions of the trained stages (they enter the run folders' names, as timm and torchvision
 #: version weights): bump one when the same configuration and data would train something else
@@ -87,6 +88,31 @@ class TrunkHandle:
 
     def copy(self) -> TrunkHandle:
         return TrunkHandle(copy.deepcopy(self.trunk), self.source)
+
+
+@contextmanager
+def run_lock(target):
+    """Hold an exclusive lock on ``target`` (a run folder or a cache file) while it is being made.
+
+    Two processes asked for the same run (e.g. a table split by seed and by provider, or a second
+    command started by mistake) must never train into one folder at once: the second waits here,
+    then finds the first one's finished run and reuses it. The lock is released when the holder
+    exits, even when it is killed (``flock``). On systems without ``fcntl`` it does nothing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: unguarded, as before
+        yield
+        return
+    target = Path(target)
+    lock = target / ".lock" if target.suffix == "" else target.with_name(target.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _short(short_side):
@@ -196,9 +222,10 @@ class BIPipeline:
         if config.mode == "head":
             bb = CacheUnion(self.backbone(handle, [train_set], flips=config.flips).caches
                             + (self.backbone(handle, [val_set]).caches if val_set is not None else []))
-        record = train_trunk(handle.trunk, train_set, val_set, out_dir, config=config, backbone_cache=bb,
-                             device=self.device, resume=resume, progress=self.progress,
-                             meta={"weights": handle.source, **(meta or {})})
+        with run_lock(out_dir):
+            record = train_trunk(handle.trunk, train_set, val_set, out_dir, config=config, backbone_cache=bb,
+                                 device=self.device, resume=resume, progress=self.progress,
+                                 meta={"weights": handle.source, **(meta or {})})
         return self.trunk_from_checkpoint(Path(out_dir) / "best.pt"), record, Path(out_dir)
 
     def train_classifier(self, handle: TrunkHandle, train_set, val_set, *, config: BITrainConfig, runs_dir,
@@ -219,8 +246,9 @@ class BIPipeline:
         out_dir = self.run_dir(runs_dir, f"classifier_{handle.trunk.name}", handle.fingerprint, budget,
                                self.short_side, *[dataset_fingerprint(ds) for ds in sets], stage="classifier")
         trained = handle.copy()
-        record = train_classifier(trained.trunk, train_set, val_set, features, out_dir, **budget, device=self.device,
-                                  resume=resume, progress=self.progress)
+        with run_lock(out_dir):
+            record = train_classifier(trained.trunk, train_set, val_set, features, out_dir, **budget,
+                                      device=self.device, resume=resume, progress=self.progress)
         return self.trunk_from_checkpoint(out_dir / "best.pt"), record, out_dir
 
     # ------------------------------------------------------------------ superpixels
@@ -272,9 +300,10 @@ class BIPipeline:
         info = {"provider": provider.spec_string(), "provider_fingerprint": provider.fingerprint,
                 "n_segments": int(n_segments), "trunk_fingerprint": handle.fingerprint,
                 "trunk": handle.source, "version": TRAIN_VERSIONS["bi"], **(meta or {})}
-        record = train_bi(head, train_set, val_set, sps, out_dir, config=config, feature_cache=inputs,
-                          trunk=handle.copy().trunk, device=self.device, resume=resume, progress=self.progress,
-                          meta=info)
+        with run_lock(out_dir):
+            record = train_bi(head, train_set, val_set, sps, out_dir, config=config, feature_cache=inputs,
+                              trunk=handle.copy().trunk, device=self.device, resume=resume, progress=self.progress,
+                              meta=info)
         head, state = load_bi_checkpoint(Path(out_dir) / "best.pt")
         return head, state, record, Path(out_dir)
 
@@ -307,9 +336,10 @@ class BIPipeline:
         info = {"start_provider": start.spec_string(), "start_fingerprint": start.fingerprint,
                 "n_segments": int(n_segments), "trunk_fingerprint": handle.fingerprint, "trunk": handle.source,
                 **(meta or {})}
-        record = train_end_to_end(head, load_model(start.weights_file), train_set, val_set, feats, out_dir,
-                                  n_segments=int(n_segments), bi_config=config, config=e2e, device=self.device,
-                                  resume=resume, progress=self.progress, meta=info)
+        with run_lock(out_dir):
+            record = train_end_to_end(head, load_model(start.weights_file), train_set, val_set, feats, out_dir,
+                                      n_segments=int(n_segments), bi_config=config, config=e2e, device=self.device,
+                                      resume=resume, progress=self.progress, meta=info)
         head, _, _ = load_end_to_end(out_dir / "best.pt")
         provider = get_provider("sin").with_params(weights=str(out_dir / "sin_best.pt"), precision="fp32")
         return head, provider, record, out_dir
@@ -390,6 +420,15 @@ class BIPipeline:
         grid = list(grid)
         path = self.run_dir(runs_dir, "crf_select", handle.fingerprint, [g.as_dict() for g in grid], self.short_side,
                             dataset_fingerprint(val_set), stage="crf_select").with_suffix(".json")
+        with run_lock(path):  # another process selecting the same: wait, then read its result
+            scores = self._crf_scores(path, grid, handle, val_set, features)
+        finite = [i for i, s in enumerate(scores) if np.isfinite(s["val_miou"])]
+        if not finite:
+            raise ValueError("every CRF grid point scored NaN on val")
+        best = max(finite, key=lambda i: (scores[i]["val_miou"], -i))
+        return grid[best], scores
+
+    def _crf_scores(self, path: Path, grid, handle, val_set, features) -> list[dict]:
         scores = None
         if path.is_file():
             try:
@@ -404,11 +443,7 @@ class BIPipeline:
                                   device=self.device, progress=self.progress)
             scores = [{"params": g.as_dict(), "val_miou": cm.mean_iou()} for g, cm in zip(grid, cms)]
             atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps({"scores": scores}, indent=1)))
-        finite = [i for i, s in enumerate(scores) if np.isfinite(s["val_miou"])]
-        if not finite:
-            raise ValueError("every CRF grid point scored NaN on val")
-        best = max(finite, key=lambda i: (scores[i]["val_miou"], -i))
-        return grid[best], scores
+        return scores
 
     def evaluate_crf(self, handle: TrunkHandle, dataset: SegmentationDataset, params: CRFParams, *, features=None,
                      superpixels: dict | None = None, predictions: dict | None = None,
