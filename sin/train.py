@@ -149,7 +149,7 @@ class TrainConfig:
 #: 481x321, K=600: ``results/small_sin/README.md``), KL to the teacher with weight 1 (the terms are
 #: normalised alike), bf16 autocast; halvings placed as the ``cpu`` run's over a shorter
 #: schedule (what about 2.5 h of one shared core allows).
-DISTILL_SMALL = TrainConfig(crop=145, batch_size=8, lr=1e-3, iterations=10_000, milestones=(4_000, 6_000, 7_500, 9_000),
+DISTILL_SMALL = TrainConfig(crop=145, batch_size=8, lr=1e-3, iterations=16_000, milestones=(6_000, 9_500, 12_000, 14_500),
                             warmup=300, scale_aug=(0.6, 1.5), width=0.5, depth=1, distill_weight=1.0, amp=True,
                             snapshot_every=500, checkpoint_every=250)
 
