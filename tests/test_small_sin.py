@@ -431,3 +431,23 @@ def test_merge_pairs_adds_a_method_next_to_committed_ones(tmp_path):
     assert merge_pairs.main(["--out", str(base), str(base), str(new)]) == 2
     with pytest.raises(ValueError, match="no rows of"):
         merge_pairs.merge([merge_pairs.parse_source(f"{extra}:nope")])
+
+
+def test_sod_table_pairs_two_runs_of_sin():
+    """Two runs of SIN (labelled by their specs) are compared with the first one as reference."""
+    import pandas as pd
+
+    from benchmarks.sod_table import PAIRED, comparisons
+
+    labels = ["sin:precision=fp32", "sin:weights=small,precision=fp32", "slic"]
+    rng = np.random.default_rng(0)
+    rows = [{"image": f"i{i}", "provider": p, "size": 200, **{m: rng.random() + (0.1 if p == "slic" else 0)
+                                                              for m in PAIRED}}
+            for i in range(30) for p in labels]
+    per_image = pd.DataFrame(rows)
+    comps = comparisons(per_image, labels, [200])
+    assert {c["other"] for c in comps} == set(labels[1:])
+    mae = next(c for c in comps if c["other"] == labels[1] and c["metric"] == "mae")
+    wide = per_image.pivot(index="image", columns="provider", values="mae")
+    assert mae["diff"] == pytest.approx(float((wide[labels[0]] - wide[labels[1]]).mean()))
+    assert comparisons(per_image[per_image.provider == "slic"], ["slic"], [200]) == []
