@@ -10,6 +10,9 @@ reported as medians and as **same-run ratios** (robust to a shared, noisy machin
   4000x3000 with 600 superpixels, fp32 (labels checked identical);
 * ``stages``: resize in, network (plain ``SINNet`` vs ``FastSIN``, fp32 and bf16),
   interpolation, resize back;
+* ``--small WEIGHTS`` (own output, ``<out>_small.md``): a small SIN (a weights tag such as
+  ``small``, or a file) vs SIN (both ``precision="auto"``), fast-slic and SNIC, interleaved, at
+  481x321, 1024x768 and 4000x3000 with 1 and 2 threads, with paired ratios;
 * ``--neighbour``: SIN with a busy neighbour process (a Python busy loop, stopped/continued
   with SIGSTOP/SIGCONT so quiet and busy runs interleave) for 1 and 2 threads, in child
   processes with the default OpenMP wait policy and with ``OMP_WAIT_POLICY=PASSIVE`` (which must
@@ -19,6 +22,7 @@ Usage::
 
     python -m benchmarks.sin_speed [--repeats 15] [--threads 2] [--neighbour] [--out results/sin_speed.md]
     python -m benchmarks.sin_speed --quick      # a few repeats, smallest sizes (smoke test)
+    python -m benchmarks.sin_speed --small small --repeats 21 --out results/small_sin/speed.md
 """
 
 from __future__ import annotations
@@ -210,6 +214,56 @@ def stage_rows(weights, repeats, k):
     return rows
 
 
+def small_report(args, k, sizes):
+    """The small SIN vs SIN, fast-slic and SNIC (each method's own call), interleaved per (threads, size)."""
+    import pandas as pd
+
+    from sin.providers.fastslic import _SlicFast
+    from sin.providers.sin_provider import SIN_WEIGHTS
+    from sin.providers.snic import snic
+
+    load_before = os.getloadavg()
+    preds = {"small SIN": SINPredictor(SIN_WEIGHTS.resolve(args.small)), "SIN": SINPredictor(args.weights)}
+    rows, ratios = [], (("small SIN", "fast-slic"), ("SIN", "fast-slic"), ("small SIN", "SIN"), ("small SIN", "SNIC"))
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for name in sizes:
+            img = _image(*SIZES[name])
+            c_img, fns = np.ascontiguousarray(img), {n: (lambda p=p, img=img: p(img, k)) for n, p in preds.items()}
+            if _SlicFast is not None:
+                fns["fast-slic"] = lambda c=c_img, t=threads: _SlicFast(num_components=k, num_threads=t).iterate(c)
+            fns["SNIC"] = lambda img=img: snic(img, k)
+            times = interleaved(fns, args.repeats if name != "4000x3000" else max(3, args.repeats // 3))
+            row = {"threads": threads, "image": name, "superpixels": k,
+                   **{f"{n} ms": 1000 * float(np.median(t)) for n, t in times.items()}}
+            for a, b in ratios:
+                if a in times and b in times:
+                    row[f"{a} / {b}"], row[f"{a} / {b} q1"], row[f"{a} / {b} q3"] = ratio_stats(times[a], times[b])
+            rows.append(row)
+            print(row, file=sys.stderr)
+    load_after, df, out = os.getloadavg(), pd.DataFrame(rows), args.out.with_name(args.out.stem + "_small")
+    write_csv(df, out.with_suffix(".csv"), float_format="%.3f")
+    heads = [c for c in df.columns if c.endswith(" ms")] + [f"{a} / {b}" for a, b in ratios if f"{a} / {b}" in df]
+    lines = ["# Small SIN vs SIN, fast-slic and SNIC (end to end, interleaved)", "",
+             f"`{command_line()}`: batch 1, medians of {args.repeats} interleaved runs after warm-up "
+             f"({max(3, args.repeats // 3)} at 4000x3000); ratios are medians of the per-round paired ratios "
+             f"(IQR in brackets). SIN and the small SIN: `SINPredictor(weights, precision='auto')` "
+             f"(-> {preds['SIN'].precision}); fast-slic: `{getattr(_SlicFast, '__name__', 'absent')}.iterate` "
+             "with the same thread count; SNIC: `sin.providers.snic.snic` (one thread always).", "",
+             f"- small SIN weights: `{args.small}`; SIN weights: `{args.weights or 'shipped'}`",
+             f"- CPU: {cpu_flags()}; {os.cpu_count()} logical cores; OpenMP: {openmp_runtime()}, "
+             f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}",
+             f"- load average (1/5/15 min) before {tuple(round(x, 2) for x in load_before)}, after "
+             f"{tuple(round(x, 2) for x in load_after)}", "",
+             "| threads | image | " + " | ".join(heads) + " |", "|---" * (len(heads) + 2) + "|"]
+    for r in df.to_dict("records"):
+        cells = [f"{r[h]:.1f}" if h.endswith(" ms") else f"**{r[h]:.2f}x** ({r[h + ' q1']:.2f}-{r[h + ' q3']:.2f})"
+                 for h in heads]
+        lines.append(f"| {r['threads']} | {r['image']} | " + " | ".join(cells) + " |")
+    write_text(out.with_suffix(".md"), "\n".join(lines + [""]))
+    return df
+
+
 # ------------------------------------------------------------------ busy neighbour
 def _neighbour_child(weights, repeats, k, threads, precision) -> dict:
     """In this process: SIN quiet vs with a busy neighbour, interleaved blocks of calls."""
@@ -317,6 +371,8 @@ def build_parser() -> A.Parser:
     ap.add_argument("--neighbour", action="store_true", help="also measure SIN with a busy neighbour process")
     ap.add_argument("--neighbour-only", action="store_true", help="only the busy-neighbour section (own output files)")
     ap.add_argument("--neighbour-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--small", default=None, metavar="WEIGHTS",
+                    help="only the small-SIN comparison (a sin weights tag, e.g. small, or a file; own output files)")
     ap.add_argument("--quick", action="store_true", help="few repeats, no 4000x3000 (smoke test)")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "sin_speed.md")
     return ap
@@ -340,6 +396,8 @@ def run(args):
 
     if args.neighbour_only:
         return neighbour_report(args, k)
+    if args.small:
+        return small_report(args, k, sizes)
     load_before = os.getloadavg()
     prec, prec_info = precision_rows(args.weights, args.repeats, k)
     rows = (prec + overhead_rows(args.weights, args.repeats, k, sizes)

@@ -9,6 +9,9 @@ Usage::
 
     python -m benchmarks.sin_training_eval runs/cmp_logits runs/cmp_probabilities \\
         --split val --n-segments 300 600 1000 --name loss_comparison
+    # the held-out images of a run trained with --holdout (selection without touching test)
+    python -m benchmarks.sin_training_eval runs/small_w050_d1 --split train \\
+        --ids sin/data/small_sin_holdout.txt --out results/small_sin --name heldout
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from tqdm import tqdm
 from benchmarks._common import command_line, markdown_table, positive_int, write_text
 from sin import argtypes as A
 from sin.checkpoint import load_torch_file
-from sin.datasets import BSDS500
+from sin.datasets import BSDS500, read_id_list
 from sin.inference import SINPredictor
 from sin.io import atomic_write
 from sin.metrics import aggregate, evaluate
@@ -48,13 +51,14 @@ def snapshots(run: Path, every: int = 1):
     return sorted(out)
 
 
-def evaluate_snapshot(path, data, sizes, limit=None, precision="fp32"):
+def evaluate_snapshot(path, data, sizes, limit=None, precision="fp32", indices=None):
     # fp32 by default: the reference arithmetic, so snapshot curves compare across machines
     # ("auto" would pick bf16 on CPUs that have it)
     predictor = SINPredictor(weights=path, precision=precision)
     rows = []
-    n = len(data) if limit is None else min(limit, len(data))
-    for i in range(n):
+    if indices is None:
+        indices = range(len(data) if limit is None else min(limit, len(data)))
+    for i in indices:
         image_id, image, gts = data[i]
         for k in sizes:
             labels = predictor(image, k)
@@ -117,6 +121,9 @@ def build_parser() -> A.Parser:
     ap.add_argument("--n-segments", type=positive_int, nargs="+", default=[300, 600, 1000], metavar="K",
                     help="requested numbers of superpixels")
     ap.add_argument("--limit", type=positive_int, default=None, help="first N images only")
+    ap.add_argument("--ids", type=Path, default=None, metavar="FILE",
+                    help="only these image ids of --split (one a line, '#' comments), e.g. a training run's "
+                         "--holdout list")
     ap.add_argument("--every", type=positive_int, default=1, help="only snapshots whose step is a multiple of this")
     ap.add_argument("--threads", type=positive_int, default=None)
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
@@ -135,6 +142,12 @@ def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     data = BSDS500(args.data_root, args.split)
+    indices, n_images, split = None, args.limit or len(data), args.split
+    if args.ids is not None:
+        if args.limit is not None:
+            raise ValueError("--ids and --limit exclude each other")
+        indices = [data.index(i) for i in read_id_list(args.ids)]  # ValueError names an unknown id
+        n_images, split = len(indices), f"{args.split}[{args.ids.name}]"
     csv_path = args.out / f"{args.name}.csv"
     done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
     todo = []
@@ -145,9 +158,9 @@ def run(args):
             if not set(args.n_segments) <= have:
                 todo.append((run, step, path))
     for run, step, path in tqdm(todo, desc="snapshots", unit="ckpt"):
-        rows = evaluate_snapshot(path, data, args.n_segments, args.limit, args.precision)
-        new = pd.DataFrame([{"run": run.name, "step": step, "split": args.split,
-                             "images": args.limit or len(data), **r} for r in rows])
+        rows = evaluate_snapshot(path, data, args.n_segments, args.limit, args.precision, indices)
+        new = pd.DataFrame([{"run": run.name, "step": step, "split": split, "images": n_images, **r}
+                            for r in rows])
         done = pd.concat([done, new], ignore_index=True) if not done.empty else new
         done = done.drop_duplicates(["run", "step", "n_segments"], keep="last").sort_values(
             ["run", "step", "n_segments"])

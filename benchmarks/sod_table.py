@@ -237,9 +237,12 @@ def table_rows(per_image: pd.DataFrame, agg: dict, record: dict) -> list[dict]:
     return rows
 
 
-def comparisons(per_image: pd.DataFrame, labels, sizes, ref: str = "sin") -> list[dict]:
-    """Paired bootstrap of ``ref`` minus every other provider, per size and paired metric."""
+def comparisons(per_image: pd.DataFrame, labels, sizes, ref: str | None = None) -> list[dict]:
+    """Paired bootstrap of ``ref`` minus every other provider, per size and paired metric; ``ref``
+    defaults to the first run of the ``sin`` provider (``sin``, or its spec where two runs of SIN
+    share the name, e.g. ``sin:precision=fp32`` next to ``sin:weights=small,precision=fp32``)."""
     out = []
+    ref = ref or next((x for x in labels if x.split(":")[0] == "sin"), None)
     if ref not in labels:
         return out
     for size in sizes:

@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 
 from .io import atomic_write
-from .model import SINNet, convert_original_state_dict
+from .model import BASE_CHANNELS, SINNet, channel_plan, convert_original_state_dict
 
-__all__ = ["DEFAULT_WEIGHTS", "load_model", "load_torch_file", "save_weights", "atomic_torch_save", "UntrainedWarning"]
+__all__ = ["DEFAULT_WEIGHTS", "load_model", "load_torch_file", "save_weights", "atomic_torch_save", "UntrainedWarning",
+           "infer_architecture"]
 
 #: Weights shipped inside the package, trained by ``python -m sin train`` (see results/training).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "sin_bsds500.pt"
@@ -59,24 +60,58 @@ def _torch_error_detail(exc: Exception) -> str:
 
 
 def save_weights(model: SINNet, path, meta: dict | None = None) -> None:
-    """Save inference weights (``state_dict`` + metadata) atomically."""
+    """Save inference weights (``state_dict``, architecture and metadata) atomically.
+
+    The architecture (``batch_norm``, ``width``, ``depth`` of :class:`~sin.model.SINNet`) is
+    recorded, so :func:`load_model` rebuilds a network of the right size from the file alone.
+    """
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_torch_save({"format": _FORMAT, "batch_norm": model.batch_norm,
+    arch = getattr(model, "architecture", {"batch_norm": model.batch_norm})
+    atomic_torch_save({"format": _FORMAT, "batch_norm": model.batch_norm, "architecture": dict(arch),
                        "state_dict": state, "meta": dict(meta or {})}, path)
 
 
-def _untrained(seed: int = 0) -> SINNet:
+def infer_architecture(state: dict) -> dict:
+    """``{"batch_norm", "width", "depth"}`` of the :class:`~sin.model.SINNet` a state dict comes from,
+    read from its tensors (files written before the architecture was recorded, original checkpoints)."""
+    first = state.get("conv0a.0.weight")
+    if not isinstance(first, torch.Tensor) or first.ndim != 4:
+        raise ValueError("no 'conv0a.0.weight' convolution: not a SIN state dict")
+    return {"batch_norm": "conv0a.1.running_mean" in state, "width": first.shape[0] / BASE_CHANNELS,
+            "depth": 2 if any(k.startswith("conv0b.") for k in state) else 1}
+
+
+def _architecture(obj: dict, state: dict, source: str) -> dict:
+    """The architecture a weights file records (checked against its tensors), else the inferred one."""
+    inferred = infer_architecture(state)
+    recorded = obj.get("architecture") if isinstance(obj.get("architecture"), dict) else None
+    if recorded is None:
+        return inferred
+    arch = {"batch_norm": bool(recorded.get("batch_norm", True)), "width": float(recorded.get("width", 1.0)),
+            "depth": int(recorded.get("depth", 2))}
+    try:
+        channel_plan(arch["width"], arch["depth"])
+    except ValueError as exc:
+        raise ValueError(f"SIN weights {source} record an invalid architecture {recorded}: {exc}") from None
+    if arch != inferred:
+        raise ValueError(f"SIN weights {source} record the architecture {arch} but their tensors are those of "
+                         f"{inferred}: a damaged or hand-edited file")
+    return arch
+
+
+def _untrained(seed: int = 0, width: float = 1.0, depth: int = 2) -> SINNet:
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        model = SINNet()
+        model = SINNet(width=width, depth=depth)
     finally:
         torch.random.set_rng_state(gen_state)
     model.trained = False
     return model.eval()
 
 
-def load_model(weights=None, *, map_location="cpu") -> SINNet:
+def load_model(weights=None, *, map_location="cpu", width: float | None = None,
+               depth: int | None = None) -> SINNet:
     """Build a :class:`~sin.model.SINNet` in eval mode with the given weights.
 
     Parameters
@@ -87,18 +122,23 @@ def load_model(weights=None, *, map_location="cpu") -> SINNet:
         seeded random network, silently. A path: a file written by :func:`save_weights`, a
         training checkpoint of ``python -m sin train``, or an original ``yuanqqq/SIN``
         checkpoint (``{'state_dict': ...}``, converted by
-        :func:`~sin.model.convert_original_state_dict`). A dict: a state dict.
+        :func:`~sin.model.convert_original_state_dict`). A dict: a state dict. The network's
+        width and depth come from the file (recorded by :func:`save_weights`, else read from the
+        tensor shapes), so the shipped SIN and a small one load through the same call.
+    width, depth : optional
+        The architecture the caller expects; ``None`` accepts the file's. A file of another
+        architecture raises ``ValueError``. (``"untrained"`` builds a network of this size.)
 
     Raises
     ------
     FileNotFoundError
         The weights file does not exist.
     ValueError
-        The file is not a readable torch checkpoint, or its tensors do not match the network
-        (missing or unexpected keys, wrong shapes).
+        The file is not a readable torch checkpoint, its tensors do not match the network
+        (missing or unexpected keys, wrong shapes), or its architecture is not ``width``/``depth``.
     """
     if isinstance(weights, str) and weights == "untrained":
-        return _untrained()
+        return _untrained(width=1.0 if width is None else width, depth=2 if depth is None else depth)
     if weights is None:
         if not DEFAULT_WEIGHTS.exists():
             warnings.warn(
@@ -121,8 +161,16 @@ def load_model(weights=None, *, map_location="cpu") -> SINNet:
     state = convert_original_state_dict(obj)
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"SIN weights {source} do not contain a state dict of tensors")
-    batch_norm = "conv0a.1.running_mean" in state
-    model = SINNet(batch_norm=batch_norm)
+    try:
+        arch = _architecture(obj, state, source)
+        channel_plan(arch["width"], arch["depth"])
+    except ValueError as exc:
+        raise ValueError(f"SIN weights {source} do not match the network: {exc}") from None
+    for name, want in (("width", width), ("depth", depth)):
+        if want is not None and float(want) != float(arch[name]):
+            raise ValueError(f"SIN weights {source} hold a network of {name} {arch[name]:g}, expected {want:g} "
+                             f"(architecture of the file: width {arch['width']:g}, depth {arch['depth']})")
+    model = SINNet(**arch)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

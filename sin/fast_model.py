@@ -28,8 +28,6 @@ from .model import STEPS, SINNet, fuse_for_inference
 __all__ = ["FastSIN"]
 
 _LEAK = 0.1
-_ENCODER = ("conv0a", "conv0b", "conv1a", "conv1b", "conv2a", "conv2b",
-            "conv3a", "conv3b", "conv4a", "conv4b")
 
 
 def _cl(t: torch.Tensor) -> torch.Tensor:
@@ -37,7 +35,8 @@ def _cl(t: torch.Tensor) -> torch.Tensor:
 
 
 class FastSIN(nn.Module):
-    """Decision-only SIN for inference. Build it with :meth:`from_model`."""
+    """Decision-only SIN for inference. Build it with :meth:`from_model` (any width or depth of
+    :class:`~sin.model.SINNet`: the layers are read from the model)."""
 
     def __init__(self):
         super().__init__()
@@ -56,7 +55,7 @@ class FastSIN(nn.Module):
         fused = fuse_for_inference(model)
         self = cls()
         p = lambda t: nn.Parameter(t.detach().clone(), requires_grad=False)  # noqa: E731
-        for name in _ENCODER:
+        for name in model.encoder_names:
             conv = getattr(fused, name)[0]
             self.enc_w.append(p(_cl(conv.weight)))
             self.enc_b.append(p(conv.bias))
@@ -79,14 +78,20 @@ class FastSIN(nn.Module):
         return self.eval()
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        return [score > 0 for score in self.scores(x)]
+
+    def scores(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Per step, ``logit_1 - logit_0`` of the plain network at the inserted (odd) positions,
+        ``(B, h', w')`` in the parameters' dtype: all a 2-way softmax needs (a teacher's soft
+        targets in :mod:`sin.train`); :meth:`forward` is ``score > 0``."""
         x = _cl(x)
         for w, b, s in zip(self.enc_w, self.enc_b, self.enc_stride):
             x = F.leaky_relu_(F.conv2d(x, w, b, stride=s, padding=1), _LEAK)
-        decisions = []
+        scores = []
         for i, step in enumerate(STEPS):
-            x, take_next = self._step(i, step[1], x)
-            decisions.append(take_next)
-        return decisions
+            x, score = self._step(i, step[1], x)
+            scores.append(score)
+        return scores
 
     def _step(self, i: int, axis: str, x: torch.Tensor):
         bsz, _, h, w = x.shape
@@ -98,7 +103,7 @@ class FastSIN(nn.Module):
         if along == 1:  # a single row/column: nothing is inserted along this axis
             x = F.leaky_relu_(even.contiguous(memory_format=torch.channels_last), _LEAK)
             empty = (bsz, h, 0) if axis == "h" else (bsz, 0, w)
-            return x, torch.zeros(empty, dtype=torch.bool, device=x.device)
+            return x, torch.zeros(empty, dtype=x.dtype, device=x.device)
         odd = F.conv2d(x, self.dec_odd[i], self.dec_b[i], padding=pad)
         out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
         if axis == "h":
@@ -109,4 +114,4 @@ class FastSIN(nn.Module):
         # the head is evaluated at the inserted (odd) positions only: stride 2, no padding
         stride = (1, 2) if axis == "h" else (2, 1)
         score = F.conv2d(x, self.head_w[i], self.head_b[i], stride=stride, padding=pad)
-        return x, score[:, 0] > 0
+        return x, score[:, 0]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .model import STEPS
 
-__all__ = ["sin_loss", "step_targets", "PAPER_WEIGHTS_H", "PAPER_WEIGHTS_V"]
+__all__ = ["sin_loss", "distill_loss", "odd_scores", "step_targets", "PAPER_WEIGHTS_H", "PAPER_WEIGHTS_V"]
 
 #: Weights of the horizontal / vertical losses for levels 3, 2, 1, 0 (coarse to fine).
 PAPER_WEIGHTS_H = (20.0, 10.0, 5.0, 2.5)
@@ -123,4 +123,83 @@ def sin_loss(
         terms[step] = term.detach()
         total = total + weights[step] * term
     loss = scale * total
+    return (loss, terms) if return_terms else loss
+
+
+def odd_scores(logits: torch.Tensor, step: str) -> torch.Tensor:
+    """``logit_1 - logit_0`` of one step's ``(B, 2, h, w)`` logits at its inserted (odd) positions:
+    ``(B, h, w')`` (what :meth:`sin.fast_model.FastSIN.scores` computes directly)."""
+    odd = logits[:, :, :, 1::2] if step[1] == "h" else logits[:, :, 1::2, :]
+    return odd[:, 1] - odd[:, 0]
+
+
+def distill_loss(
+    student_logits: Sequence[torch.Tensor],
+    teacher_scores: Sequence[torch.Tensor],
+    *,
+    weights_h: Sequence[float] = PAPER_WEIGHTS_H,
+    weights_v: Sequence[float] = PAPER_WEIGHTS_V,
+    temperature: float = 1.0,
+    scale: float = 0.005,
+    return_terms: bool = False,
+):
+    """Knowledge distillation between two SINs: KL(teacher || student) of every 2-way decision.
+
+    At every inserted position of every step the teacher's probability of "take the right/bottom
+    neighbour", ``sigmoid(d_t / T)`` with ``d_t = logit_1 - logit_0``, is the soft target of the
+    student's ``sigmoid(d_s / T)`` (Hinton et al. 2015; a 2-way softmax is a sigmoid of the logit
+    difference). Unlike :func:`sin_loss`, which only counts positions where exactly one neighbour
+    shares the ground-truth segment, every position counts: inside a segment the teacher's choice
+    is what makes the superpixels compact.
+
+    Parameters
+    ----------
+    student_logits : sequence of 8 tensors ``(B, 2, h, w)``
+        The student's logits in :data:`sin.model.STEPS` order.
+    teacher_scores : sequence of 8 tensors ``(B, h', w')``
+        The teacher's logit differences at the inserted positions
+        (:meth:`sin.fast_model.FastSIN.scores`, or :func:`odd_scores` of its logits).
+    weights_h, weights_v, scale
+        Step weights and global factor, as in :func:`sin_loss` (so that both terms weigh the
+        steps alike).
+    temperature : float, optional
+        Softening T of both distributions; the KL is multiplied by ``T**2`` (gradients keep
+        their size as T changes).
+    return_terms : bool, optional
+        Also return a dict of the unweighted per-step KL terms.
+
+    Returns
+    -------
+    loss : scalar tensor
+        ``scale * T**2 * sum_steps w_step * mean_over_batch(sum_over_positions(KL))``; 0 when
+        the student's decisions equal the teacher's in probability.
+    """
+    if len(student_logits) != len(STEPS) or len(teacher_scores) != len(STEPS):
+        raise ValueError(f"expected {len(STEPS)} student logit and teacher score tensors, got "
+                         f"{len(student_logits)} and {len(teacher_scores)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature!r}")
+    if len(weights_h) != 4 or len(weights_v) != 4:
+        raise ValueError("weights_h and weights_v need one weight per level (4 each)")
+    weights = {}
+    for i, level in enumerate((3, 2, 1, 0)):
+        weights[f"{level}h"] = weights_h[i]
+        weights[f"{level}v"] = weights_v[i]
+    total = student_logits[0].new_zeros((), dtype=torch.float32)
+    terms = {}
+    for step, lg, t in zip(STEPS, student_logits, teacher_scores):
+        d_s = odd_scores(lg.float(), step) / temperature
+        if d_s.shape != t.shape:
+            raise ValueError(f"step {step}: student scores {tuple(d_s.shape)} and teacher scores "
+                             f"{tuple(t.shape)} differ in shape (the same input size for both?)")
+        d_t = t.detach().float() / temperature
+        p_t = torch.sigmoid(d_t)
+        # KL(p_t || p_s) = BCE(d_s, p_t) - H(p_t): the entropy term is constant for the student
+        # but makes the loss 0 at a perfect match (readable in the log)
+        kl = (F.binary_cross_entropy_with_logits(d_s, p_t, reduction="none")
+              - F.binary_cross_entropy_with_logits(d_t, p_t, reduction="none"))
+        term = kl.sum(dim=(1, 2)).mean()
+        terms[step] = term.detach()
+        total = total + weights[step] * term
+    loss = scale * temperature ** 2 * total
     return (loss, terms) if return_terms else loss

@@ -22,6 +22,8 @@ __all__ = [
     "SINNet",
     "STEPS",
     "STRIDE",
+    "BASE_CHANNELS",
+    "channel_plan",
     "convert_original_state_dict",
     "fuse_for_inference",
 ]
@@ -34,6 +36,27 @@ STEPS = ("3h", "3v", "2h", "2v", "1h", "1v", "0h", "0v")
 STRIDE = 16
 
 _LEAK = 0.1
+
+#: Channels of the full-resolution encoder level of the original network (width 1).
+BASE_CHANNELS = 16
+
+
+def channel_plan(width: float = 1.0, depth: int = 2) -> tuple[int, ...]:
+    """Channels of encoder levels 0..4 for a width multiplier (``16 * width * 2**level``).
+
+    ``width`` must make ``16 * width`` a positive integer (1: the original 16-32-64-128-256,
+    0.5: 8-16-32-64-128); ``depth`` is the number of 3x3 convolutions per encoder level, 2 (the
+    original ``conv{l}a`` + ``conv{l}b``) or 1 (``conv{l}a`` only). Raises ``ValueError`` otherwise.
+    """
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ValueError(f"width must be a positive number, got {width!r}")
+    base = BASE_CHANNELS * width
+    if abs(base - round(base)) > 1e-9 or round(base) < 1:
+        raise ValueError(f"width must make {BASE_CHANNELS} * width a positive integer number of channels, "
+                         f"got width={width!r} ({base:g} channels)")
+    if isinstance(depth, bool) or depth not in (1, 2):
+        raise ValueError(f"depth (convolutions per encoder level) must be 1 or 2, got {depth!r}")
+    return tuple(int(round(base)) << level for level in range(5))
 
 
 def _conv(cin: int, cout: int, stride: int = 1, batch_norm: bool = True) -> nn.Sequential:
@@ -66,6 +89,14 @@ class SINNet(nn.Module):
     ----------
     batch_norm : bool, optional
         BatchNorm in the encoder (the original ``SpixelNet1l_bn``). The decoder never has BN.
+    width : float, optional
+        Channel multiplier (see :func:`channel_plan`): 1 is the original network; 0.5 has half
+        the channels everywhere and about a quarter of its multiply-adds.
+    depth : {2, 1}, optional
+        Convolutions per encoder level: 2 (the original) or 1 (drops ``conv{l}b``).
+
+    The interpolation (and so the 4-connectivity guarantee) does not depend on ``width`` or
+    ``depth``: every variant predicts the same eight 2-way decisions.
 
     Notes
     -----
@@ -76,23 +107,21 @@ class SINNet(nn.Module):
     neighbour". Softmax is left to the caller (the loss and the soft interpolation).
     """
 
-    def __init__(self, batch_norm: bool = True):
+    def __init__(self, batch_norm: bool = True, width: float = 1.0, depth: int = 2):
         super().__init__()
+        ch = channel_plan(width, depth)
         self.batch_norm = batch_norm
+        self.width = float(width)
+        self.depth = int(depth)
         bn = batch_norm
-        self.conv0a = _conv(3, 16, 1, bn)
-        self.conv0b = _conv(16, 16, 1, bn)
-        self.conv1a = _conv(16, 32, 2, bn)
-        self.conv1b = _conv(32, 32, 1, bn)
-        self.conv2a = _conv(32, 64, 2, bn)
-        self.conv2b = _conv(64, 64, 1, bn)
-        self.conv3a = _conv(64, 128, 2, bn)
-        self.conv3b = _conv(128, 128, 1, bn)
-        self.conv4a = _conv(128, 256, 2, bn)
-        self.conv4b = _conv(256, 256, 1, bn)
-        channels = {3: 256, 2: 128, 1: 64, 0: 32}
-        for level, cin in channels.items():
-            cout = cin // 2  # deconv_h halves the channels, deconv_v keeps them
+        cin = 3
+        for level, c in enumerate(ch):  # original names: conv0a, conv0b, conv1a, ...
+            setattr(self, f"conv{level}a", _conv(cin, c, 1 if level == 0 else 2, bn))
+            if depth == 2:
+                setattr(self, f"conv{level}b", _conv(c, c, 1, bn))
+            cin = c
+        for level in (3, 2, 1, 0):
+            cin, cout = ch[level + 1], ch[level]  # deconv_h halves the channels, deconv_v keeps them
             setattr(self, f"deconv{level}_h", _deconv(cin, cout, "h"))
             setattr(self, f"pred_mask{level}_h", _head(cout))
             setattr(self, f"deconv{level}_v", _deconv(cout, cout, "v"))
@@ -110,9 +139,18 @@ class SINNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    @property
+    def architecture(self) -> dict:
+        """What a weights file records to rebuild this network (:func:`sin.checkpoint.load_model`)."""
+        return {"batch_norm": self.batch_norm, "width": self.width, "depth": self.depth}
+
+    @property
+    def encoder_names(self) -> tuple[str, ...]:
+        """Encoder convolutions in the order they run."""
+        return tuple(f"conv{level}{ab}" for level in range(5) for ab in "ab"[:self.depth])
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        for name in ("conv0a", "conv0b", "conv1a", "conv1b", "conv2a", "conv2b",
-                     "conv3a", "conv3b", "conv4a", "conv4b"):
+        for name in self.encoder_names:
             x = getattr(self, name)(x)
         return x
 

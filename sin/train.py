@@ -15,8 +15,21 @@ Presets
 ``cpu``
     A useful model on 2 CPU cores in about 2 hours (the shipped weights) (see :data:`PRESETS` for the choices and
     ``results/training/README.md`` for what they gave).
+``distill-small``
+    The small SIN (width 0.5, one convolution per encoder level, about a sixth of the shipped
+    network's multiply-adds) trained by distillation from a teacher SIN (``--teacher``, default
+    the shipped weights) plus the ground-truth loss, bf16 autocast (see :data:`PRESETS` and
+    ``results/small_sin/README.md``). Train it on BSDS500 train minus a held-out list
+    (``--splits train --holdout sin/data/small_sin_holdout.txt``) and select its snapshot on
+    the held-out images.
 ``tiny``
     A few steps on tiny crops, for tests.
+
+Distillation: with ``distill_weight > 0`` the loss is :func:`sin.loss.sin_loss` on the ground
+truth plus ``distill_weight`` times :func:`sin.loss.distill_loss`, a KL term between the teacher's
+and the student's decisions at every inserted position of every step. The teacher runs as a
+:class:`~sin.fast_model.FastSIN` (its logit differences only, in bf16 with ``amp``); its sha256 is
+stored in the checkpoint, and a resume with another teacher is refused.
 
 Checkpoints (``<out>/checkpoint.pt``, atomic) hold model, optimizer, iteration and every RNG
 state, so ``--resume`` continues exactly where the run stopped; ``<out>/log.csv`` gets one row
@@ -41,13 +54,13 @@ import torch
 import torch.nn.functional as F
 
 from .argtypes import number as _number
-from .checkpoint import atomic_torch_save, load_torch_file, save_weights
-from .fingerprint import arrays_digest, hasher
+from .checkpoint import DEFAULT_WEIGHTS, atomic_torch_save, load_model, load_torch_file, save_weights
+from .fingerprint import arrays_digest, file_sha256, hasher
 from .geometry import network_size
 from .inference import normalize_image
 from .io import remove_stale_temporaries
-from .loss import sin_loss
-from .model import SINNet
+from .loss import distill_loss, sin_loss
+from .model import SINNet, channel_plan
 
 __all__ = ["TrainConfig", "PRESETS", "TrainingSet", "train", "add_train_parser", "load_bsds500_training",
            "bsds500_training_identity"]
@@ -74,6 +87,10 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     amp: bool = False                #: autocast (bf16 on CPU, fp16 on CUDA)
+    width: float = 1.0               #: channel multiplier of the trained network (sin.model.channel_plan)
+    depth: int = 2                   #: convolutions per encoder level: 2 (the original) or 1
+    distill_weight: float = 0.0      #: weight of the KL term to a teacher's decisions (needs a teacher)
+    distill_temperature: float = 1.0  #: softening T of the distillation term
 
     def __post_init__(self):
         if self.crop < 17:
@@ -94,6 +111,14 @@ class TrainConfig:
             raise ValueError(f"warmup must be >= 0, got {self.warmup!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be a positive integer or None, got {self.threads!r}")
+        channel_plan(self.width, self.depth)  # ValueError for a width/depth SINNet cannot build
+        self.width, self.depth = float(self.width), int(self.depth)
+        if not (isinstance(self.distill_weight, (int, float)) and math.isfinite(self.distill_weight)
+                and self.distill_weight >= 0):
+            raise ValueError(f"distill_weight must be a non-negative number, got {self.distill_weight!r}")
+        if not (isinstance(self.distill_temperature, (int, float)) and math.isfinite(self.distill_temperature)
+                and self.distill_temperature > 0):
+            raise ValueError(f"distill_temperature must be a positive number, got {self.distill_temperature!r}")
         if self.loss not in ("logits", "probabilities"):
             raise ValueError(f"loss must be 'logits' or 'probabilities', got {self.loss!r}")
         self.milestones = tuple(int(m) for m in self.milestones)  # ints: the original code's
@@ -119,10 +144,20 @@ class TrainConfig:
 #: learning rate and rose after each halving (results/training/snapshots.md), hence the late
 #: halvings. Random rescaling (0.6-1.5x) shows the network the scales at which inference resizes
 #: images for 200-1200 superpixels (the paper trains at native scale only).
+#: The ``distill-small`` preset: the ``cpu`` preset's crops, batch, augmentation and learning rate
+#: for a width-0.5, depth-1 student (the width/depth that reach about 2x fast-slic's time at
+#: 481x321, K=600: ``results/small_sin/README.md``), KL to the teacher with weight 1 (the terms are
+#: normalised alike), bf16 autocast; halvings placed as the ``cpu`` run's over a shorter
+#: schedule (what about 2.5 h of one shared core allows).
+DISTILL_SMALL = TrainConfig(crop=145, batch_size=8, lr=1e-3, iterations=16_000, milestones=(6_000, 9_500, 12_000, 14_500),
+                            warmup=300, scale_aug=(0.6, 1.5), width=0.5, depth=1, distill_weight=1.0, amp=True,
+                            snapshot_every=500, checkpoint_every=250)
+
 PRESETS = {
     "paper": TrainConfig(),
     "cpu": TrainConfig(crop=145, batch_size=8, lr=1e-3, iterations=15_500,
                        milestones=(3_500, 5_250, 6_300, 11_500, 13_500), warmup=300, scale_aug=(0.6, 1.5)),
+    "distill-small": DISTILL_SMALL,
     "tiny": TrainConfig(crop=33, batch_size=2, lr=1e-3, iterations=4, milestones=(3,), checkpoint_every=2,
                         snapshot_every=2, log_every=1),
 }
@@ -211,12 +246,31 @@ class TrainingSet:
         return torch.stack(xs).clamp_(0, 1), torch.stack(ys).long()
 
 
-def load_bsds500_training(root=None, splits=("train", "val"), limit: int | None = None):
+def _kept_indices(ds, limit, exclude) -> list[int]:
+    n = len(ds) if limit is None else min(limit, len(ds))
+    return [k for k in range(n) if ds.ids[k] not in exclude]
+
+
+def _checked_exclude(datasets, exclude) -> frozenset:
+    """``exclude`` as a set of ids, every one of which is an image of ``datasets`` (a typo in a
+    held-out list would otherwise silently train on the image it meant to hold out)."""
+    exclude = frozenset(str(i) for i in (exclude or ()))
+    known = {i for ds in datasets for i in ds.ids}
+    unknown = sorted(exclude - known)
+    if unknown:
+        raise ValueError(f"held-out ids not among the training images ({', '.join(ds.split for ds in datasets)}): "
+                         f"{unknown[:5]}{'...' if len(unknown) > 5 else ''}")
+    return exclude
+
+
+def load_bsds500_training(root=None, splits=("train", "val"), limit: int | None = None, exclude=None):
     """BSDS500 images and all their annotations for training (train + val, as the paper).
 
     Returns ``(images, segmentations, ids)``. Unlike the original preprocessing, images are
     not cropped to 320x480 and annotations with more than 50 segments are kept intact (the
     original merged segments 51+ into segment 0 only because it stored labels as uint8 PNG).
+    ``exclude``: image ids left out (a held-out list; each must be an image of ``splits``).
+    ``limit`` counts the first N images of each split before the exclusion.
     """
     from .datasets.bsds500 import BSDS500
 
@@ -225,10 +279,10 @@ def load_bsds500_training(root=None, splits=("train", "val"), limit: int | None 
     # open (and so check) every split before decoding a single image: a missing split or
     # ground-truth file must fail in a second, not after minutes of loading
     datasets = [BSDS500(root, split=split) for split in splits]
+    exclude = _checked_exclude(datasets, exclude)
     images, segs, ids = [], [], []
     for ds in datasets:
-        n = len(ds) if limit is None else min(limit, len(ds))
-        for k in range(n):
+        for k in _kept_indices(ds, limit, exclude):
             image_id, image, gts = ds[k]
             images.append(image)
             segs.append(gts)
@@ -236,27 +290,33 @@ def load_bsds500_training(root=None, splits=("train", "val"), limit: int | None 
     return images, segs, ids
 
 
-def bsds500_training_identity(root=None, splits=("train", "val"), limit: int | None = None) -> dict:
+def bsds500_training_identity(root=None, splits=("train", "val"), limit: int | None = None, exclude=None) -> dict:
     """What :func:`load_bsds500_training` would load, without decoding it: the dataset root and a
     sha256 over the relative paths and sizes of its image and ground-truth files.
 
-    Recorded in training checkpoints; ``--resume`` refuses a checkpoint made on other data.
+    Recorded in training checkpoints; ``--resume`` refuses a checkpoint made on other data. With
+    ``exclude`` (held-out ids) the files of those images are left out of the fingerprint and the
+    sorted ids are recorded as ``"excluded"`` (without, the identity is what it always was).
     """
     from .datasets.bsds500 import BSDS500
 
+    datasets = [BSDS500(root, split=split) for split in splits]
+    exclude = _checked_exclude(datasets, exclude)
     h = hasher()
     root_path = None
     n_images = 0
-    for split in splits:
-        ds = BSDS500(root, split=split)
+    for ds in datasets:
         root_path = ds.root
-        n = len(ds) if limit is None else min(limit, len(ds))
-        for k in range(n):
+        kept = _kept_indices(ds, limit, exclude)
+        for k in kept:
             for f in (ds.image_path(k), ds.ground_truth_path(k)):
                 h.update(f"{f.relative_to(ds.root).as_posix()}\t{f.stat().st_size}\n".encode())
-        n_images += n
-    return {"root": str(Path(root_path).resolve()) if root_path else None, "splits": list(splits),
-            "limit": limit, "images": n_images, "fingerprint": h.hexdigest()}
+        n_images += len(kept)
+    identity = {"root": str(Path(root_path).resolve()) if root_path else None, "splits": list(splits),
+                "limit": limit, "images": n_images, "fingerprint": h.hexdigest()}
+    if exclude:
+        identity["excluded"] = sorted(exclude)
+    return identity
 
 
 def _param_groups(model, weight_decay):
@@ -330,19 +390,48 @@ def prepare_run_dir(out_dir, *, resume: bool = False, overwrite: bool = False) -
 _CHECKPOINT_KEYS = ("model", "optimizer", "iteration", "config", "rng")
 
 
+def teacher_identity(teacher) -> dict | None:
+    """``{"path", "sha256"}`` of a teacher weights file (``None`` for no teacher); the sha256 is
+    what a resumed run must match."""
+    if teacher is None:
+        return None
+    path = Path(teacher)
+    if not path.is_file():
+        raise FileNotFoundError(f"--teacher: SIN weights file not found: {path}")
+    return {"path": str(path.resolve()), "sha256": file_sha256(path)}
+
+
+def _check_teacher(cfg: TrainConfig, teacher) -> None:
+    if cfg.distill_weight > 0 and teacher is None:
+        raise ValueError(f"distill_weight {cfg.distill_weight} needs a teacher (a SIN weights file)")
+    if cfg.distill_weight == 0 and teacher is not None:
+        raise ValueError("a teacher was given but distill_weight is 0: set --distill-weight")
+
+
+def _load_teacher(teacher, device, dtype):
+    from .fast_model import FastSIN
+
+    return FastSIN.from_model(load_model(teacher).to(device)).to(device, dtype)
+
+
 def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False, overwrite: bool = False,
-          device="cpu", progress: bool = True, on_step=None) -> SINNet:
+          device="cpu", progress: bool = True, on_step=None, teacher=None) -> SINNet:
     """Train a SIN network; returns the trained model (eval mode).
 
     Writes ``checkpoint.pt`` (resumable), ``log.csv``, ``step_<k>.pt`` snapshots and the final
     ``weights.pt`` (inference weights, loadable by :func:`sin.checkpoint.load_model`) to ``out_dir``.
 
     ``out_dir`` must not hold a run already unless ``resume`` (continue it; the checkpoint must
-    come from the same configuration and the same training data, ``data.identity``) or
-    ``overwrite`` (delete its files and start over): see :func:`prepare_run_dir`.
+    come from the same configuration, the same training data, ``data.identity``, and the same
+    teacher) or ``overwrite`` (delete its files and start over): see :func:`prepare_run_dir`.
+
+    ``teacher``: a SIN weights file (any width) whose decisions the network learns with weight
+    ``cfg.distill_weight`` (required exactly when that weight is positive).
     """
     from tqdm import tqdm
 
+    _check_teacher(cfg, teacher)
+    teacher_id = teacher_identity(teacher)
     device = torch.device(device)
     world, rank = _dist_info()
     if world > 1 and not torch.distributed.is_initialized():
@@ -351,7 +440,7 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
         torch.set_num_threads(cfg.threads)
     out = prepare_run_dir(out_dir, resume=resume, overwrite=overwrite) if rank == 0 else Path(out_dir)
     torch.manual_seed(cfg.seed)
-    model = SINNet().to(device).train()
+    model = SINNet(width=cfg.width, depth=cfg.depth).to(device).train()
     optim = torch.optim.Adam(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
     start = 0
@@ -367,6 +456,7 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
         start = int(ckpt["iteration"])
         _check_resumable(ckpt["config"], cfg, start, ckpt_path)
         _check_same_data(ckpt.get("data"), getattr(data, "identity", None), ckpt_path)
+        _check_same_teacher(ckpt.get("teacher"), teacher_id, ckpt_path)
         model.load_state_dict(ckpt["model"])
         optim.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["rng"]["data"][rank] if isinstance(ckpt["rng"]["data"], list) else ckpt["rng"]["data"])
@@ -375,9 +465,13 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
     log_path = out / "log.csv"
-    elapsed_before = _truncate_log(log_path, start) if rank == 0 else 0.0
+    elapsed_before = _truncate_log(log_path, start, distill=teacher is not None) if rank == 0 else 0.0
     crop = cfg.net_crop
     amp_dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
+    teacher_net = None
+    if teacher is not None:  # decisions only, in the autocast dtype: soft targets need no fp32
+        teacher_net = _load_teacher(teacher, device, amp_dtype if cfg.amp else torch.float32)
+    running_kd = []
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
     bar = tqdm(total=cfg.iterations, initial=start, desc="train SIN", unit="it",
                disable=not progress or rank != 0, dynamic_ncols=True)
@@ -388,9 +482,17 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
         for g in optim.param_groups:
             g["lr"] = lr
         x, y = data.batch(cfg.batch_size, crop, gen, cfg.scale_aug)
+        x = normalize_image(x)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
-            logits = net(normalize_image(x))
-        loss = sin_loss([lg.float() for lg in logits], y, on_probabilities=cfg.loss == "probabilities")
+            logits = net(x)
+        logits = [lg.float() for lg in logits]
+        loss = sin_loss(logits, y, on_probabilities=cfg.loss == "probabilities")
+        if teacher_net is not None:
+            with torch.no_grad():
+                target = teacher_net.scores(x.to(teacher_net.enc_w[0].dtype))
+            kd = distill_loss(logits, target, temperature=cfg.distill_temperature)
+            running_kd.append(kd.item())
+            loss = loss + cfg.distill_weight * kd
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at iteration {it}; lower the learning rate")
         optim.zero_grad(set_to_none=True)
@@ -402,18 +504,21 @@ def train(cfg: TrainConfig, data: TrainingSet, out_dir, *, resume: bool = False,
         bar.update(1)
         if rank == 0:
             if done % cfg.log_every == 0 or done == cfg.iterations:
-                _append_log(log_path, done, float(np.mean(running)), lr, time.perf_counter() - t_start)
+                extra = [float(np.mean(running_kd))] if teacher_net is not None else []
+                _append_log(log_path, done, float(np.mean(running)), lr, time.perf_counter() - t_start, *extra)
                 bar.set_postfix(loss=f"{np.mean(running):.4f}", lr=f"{lr:.2e}")
-                running = []
+                running, running_kd = [], []
             if done % cfg.snapshot_every == 0:
-                save_weights(model, out / f"step_{done:07d}.pt", meta={"iteration": done, **_meta(cfg)})
+                save_weights(model, out / f"step_{done:07d}.pt",
+                             meta={"iteration": done, **_meta(cfg, data, teacher_id)})
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            _save_checkpoint(ckpt_path, model, optim, gen, cfg, done, world, rank, getattr(data, "identity", None))
+            _save_checkpoint(ckpt_path, model, optim, gen, cfg, done, world, rank, getattr(data, "identity", None),
+                             teacher_id)
         if on_step is not None:
             on_step(done, loss.item())
     bar.close()
     if rank == 0:
-        save_weights(model, out / "weights.pt", meta={"iteration": cfg.iterations, **_meta(cfg)})
+        save_weights(model, out / "weights.pt", meta={"iteration": cfg.iterations, **_meta(cfg, data, teacher_id)})
     if world > 1:
         torch.distributed.barrier()
     return model.eval()
@@ -425,6 +530,7 @@ def _check_resumable(saved: dict, cfg: TrainConfig, start: int, path) -> None:
     the run the log describes."""
     # thread count and logging cadences do not shape the weights, so they may change freely
     operational = ("threads", "checkpoint_every", "snapshot_every", "log_every")
+    saved = {**_ADDED_FIELDS, **saved}  # checkpoints written before these fields existed had their defaults
     saved = {k: v for k, v in saved.items() if k not in operational}
     now = {k: v for k, v in asdict(cfg).items() if k not in operational}
     if cfg.iterations < start:
@@ -443,6 +549,21 @@ def _check_resumable(saved: dict, cfg: TrainConfig, start: int, path) -> None:
                          f"(saved vs requested): {diff}")
 
 
+#: TrainConfig fields added after checkpoints were first written, with the value those runs had
+_ADDED_FIELDS = {"width": 1.0, "depth": 2, "distill_weight": 0.0, "distill_temperature": 1.0}
+
+
+def _check_same_teacher(saved: dict | None, now: dict | None, path) -> None:
+    """A resumed distillation must learn from the teacher it started with (same file content)."""
+    saved_sha = (saved or {}).get("sha256")
+    now_sha = (now or {}).get("sha256")
+    if saved_sha != now_sha:
+        def what(t):
+            return f"{t['path']} (sha256 {t['sha256'][:12]})" if t else "no teacher"
+        raise ValueError(f"--resume: {path} was trained with {what(saved)} as teacher, the request has "
+                         f"{what(now)}; resume with the same --teacher")
+
+
 def _check_same_data(saved: dict | None, now: dict | None, path) -> None:
     """A resumed run must train on the data its checkpoint was trained on."""
     if not saved or not now:  # checkpoints from before the data was recorded: nothing to compare
@@ -452,15 +573,21 @@ def _check_same_data(saved: dict | None, now: dict | None, path) -> None:
         raise ValueError(f"--resume: {path} was trained on other data ({where(saved)}, {saved.get('images', '?')} "
                          f"images, fingerprint {str(saved.get('fingerprint'))[:12]}) than the requested "
                          f"({where(now)}, {now.get('images', '?')} images, fingerprint "
-                         f"{str(now.get('fingerprint'))[:12]}); resume with the same --data/--splits/--limit")
+                         f"{str(now.get('fingerprint'))[:12]}); resume with the same --data/--splits/--limit/--holdout")
 
 
-def _meta(cfg):
-    return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+def _meta(cfg, data=None, teacher_id=None):
+    meta = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             "torch": str(torch.__version__)}
+    identity = getattr(data, "identity", None)
+    if identity and identity.get("excluded"):  # what the network never saw (its held-out images)
+        meta["data"] = identity
+    if teacher_id is not None:
+        meta["teacher"] = teacher_id
+    return meta
 
 
-def _save_checkpoint(path, model, optim, gen, cfg, iteration, world, rank, data_identity=None):
+def _save_checkpoint(path, model, optim, gen, cfg, iteration, world, rank, data_identity=None, teacher_id=None):
     state = gen.get_state()
     if world > 1:  # every rank's data stream must resume exactly: gather the generator states
         states = [torch.empty_like(state) for _ in range(world)]
@@ -469,15 +596,17 @@ def _save_checkpoint(path, model, optim, gen, cfg, iteration, world, rank, data_
     if rank == 0:
         atomic_torch_save({"model": model.state_dict(), "optimizer": optim.state_dict(),
                            "iteration": iteration, "config": asdict(cfg), "data": data_identity,
+                           "teacher": teacher_id,
                            "rng": {"data": state, "torch": torch.random.get_rng_state()}}, path)
 
 
-def _truncate_log(path: Path, iteration: int) -> float:
+def _truncate_log(path: Path, iteration: int, distill: bool = False) -> float:
     """Keep log rows up to ``iteration`` (a resumed run rewrites what came after its checkpoint);
-    returns the wall time logged up to there, so the resumed run's clock continues from it."""
+    returns the wall time logged up to there, so the resumed run's clock continues from it.
+    A distillation run logs its KL term (already inside ``loss``) in a fifth column."""
     if not path.exists() or iteration == 0:
         with open(path, "w", newline="") as f:
-            csv.writer(f).writerow(["iteration", "loss", "lr", "seconds"])
+            csv.writer(f).writerow(["iteration", "loss", "lr", "seconds"] + (["distill"] if distill else []))
         return 0.0
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
@@ -487,16 +616,18 @@ def _truncate_log(path: Path, iteration: int) -> float:
     return float(keep[-1][3]) if len(keep) > 1 else 0.0
 
 
-def _append_log(path: Path, iteration, loss, lr, seconds) -> None:
+def _append_log(path: Path, iteration, loss, lr, seconds, *extra) -> None:
     with open(path, "a", newline="") as f:
-        csv.writer(f).writerow([iteration, f"{loss:.6f}", f"{lr:.3e}", f"{seconds:.1f}"])
+        csv.writer(f).writerow([iteration, f"{loss:.6f}", f"{lr:.3e}", f"{seconds:.1f}"] + [f"{v:.6f}" for v in extra])
 
 
 def add_train_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train SIN on BSDS500",
         description="Train SIN on BSDS500 train+val (every annotation a sample). "
-                    "Presets: paper (the paper's schedule, GPU), cpu (15.5k steps, ~2 h on 2 cores), tiny (tests).",
+                    "Presets: paper (the paper's schedule, GPU), cpu (15.5k steps, ~2 h on 2 cores), "
+                    "distill-small (a width-0.5 SIN distilled from the shipped one; use with --splits train "
+                    "--holdout sin/data/small_sin_holdout.txt), tiny (tests).",
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     p.add_argument("--data", default=None,
@@ -514,6 +645,18 @@ def add_train_parser(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--limit", type=_number(int, "--limit", low=1), default=None,
                    help="use only the first N images per split")
+    p.add_argument("--holdout", type=Path, default=None, metavar="FILE",
+                   help="image ids (one a line) left out of training, e.g. sin/data/small_sin_holdout.txt: the "
+                        "images on which snapshots are selected")
+    p.add_argument("--teacher", type=Path, default=None, metavar="WEIGHTS",
+                   help="SIN weights to distill from (default with a positive --distill-weight: the shipped weights)")
+    p.add_argument("--width", type=_number(float, "--width", low=0, low_open=True), default=None,
+                   help="channel multiplier of the network (1: the shipped SIN; 16 * width must be an integer)")
+    p.add_argument("--depth", type=int, choices=(1, 2), default=None, help="convolutions per encoder level")
+    p.add_argument("--distill-weight", type=_number(float, "--distill-weight", low=0), default=None,
+                   help="weight of the KL term to the teacher's decisions (0: no distillation)")
+    p.add_argument("--distill-temperature", type=_number(float, "--distill-temperature", low=0, low_open=True),
+                   default=None)
     for f in ("crop", "batch_size", "iterations", "checkpoint_every", "snapshot_every", "log_every", "threads"):
         flag = "--" + f.replace("_", "-")
         p.add_argument(flag, type=_number(int, flag, low=17 if f == "crop" else 1), default=None)
@@ -566,7 +709,8 @@ def _run_train(args) -> int:
     cfg = PRESETS[args.preset]
     changes = {}
     for f in ("crop", "batch_size", "iterations", "warmup", "checkpoint_every", "snapshot_every", "log_every",
-              "seed", "threads", "lr", "gamma", "weight_decay", "loss"):
+              "seed", "threads", "lr", "gamma", "weight_decay", "loss", "width", "depth", "distill_weight",
+              "distill_temperature"):
         v = getattr(args, f)
         if v is not None:
             changes[f] = v
@@ -580,22 +724,37 @@ def _run_train(args) -> int:
         changes["amp"] = True
     cfg = replace(cfg, **changes)  # TrainConfig validates the combination
     device = _check_device(args.device)
-    identity = bsds500_training_identity(args.data, tuple(args.splits), args.limit)  # checks the data folders
-    if args.resume:  # a checkpoint from other data or settings is refused before loading anything
-        _precheck_resume(args.out, cfg, identity)
+    teacher = args.teacher
+    if teacher is None and cfg.distill_weight > 0:
+        teacher = DEFAULT_WEIGHTS
+    _check_teacher(cfg, teacher)
+    teacher_id = teacher_identity(teacher)
+    if teacher is not None:  # a broken or foreign file fails now, not after the data is decoded
+        load_model(teacher)
+    exclude = None
+    if args.holdout is not None:
+        from .datasets import read_id_list
+
+        exclude = read_id_list(args.holdout)
+    identity = bsds500_training_identity(args.data, tuple(args.splits), args.limit, exclude)  # checks the data
+    if args.resume:  # a checkpoint from other data, settings or teacher is refused before loading anything
+        _precheck_resume(args.out, cfg, identity, teacher_id)
     else:
         if not args.overwrite:  # refuse an existing run, or an unwritable --out, before loading the data
             prepare_run_dir(args.out)
-    images, segs, ids = load_bsds500_training(args.data, tuple(args.splits), args.limit)
+    images, segs, ids = load_bsds500_training(args.data, tuple(args.splits), args.limit, exclude)
     data = TrainingSet(images, segs, device=device, identity=identity)
-    print(f"training on {len(ids)} images / {len(data)} samples ({', '.join(args.splits)}), "
-          f"crop {cfg.net_crop}, batch {cfg.batch_size}, {cfg.iterations} iterations, loss on {cfg.loss}")
-    train(cfg, data, args.out, resume=args.resume, overwrite=args.overwrite, device=device)
+    held = f", {len(exclude)} held out" if exclude else ""
+    kd = f", distilled from {Path(teacher).name} (weight {cfg.distill_weight:g})" if teacher is not None else ""
+    print(f"training on {len(ids)} images / {len(data)} samples ({', '.join(args.splits)}{held}), "
+          f"width {cfg.width:g}, depth {cfg.depth}, crop {cfg.net_crop}, batch {cfg.batch_size}, "
+          f"{cfg.iterations} iterations, loss on {cfg.loss}{kd}")
+    train(cfg, data, args.out, resume=args.resume, overwrite=args.overwrite, device=device, teacher=teacher)
     print(f"weights written to {args.out / 'weights.pt'}")
     return 0
 
 
-def _precheck_resume(out, cfg: TrainConfig, identity: dict) -> None:
+def _precheck_resume(out, cfg: TrainConfig, identity: dict, teacher_id: dict | None = None) -> None:
     path = prepare_run_dir(out, resume=True) / "checkpoint.pt"
     ckpt = load_torch_file(path, "--resume: training checkpoint", weights_only=False)
     if not isinstance(ckpt, dict) or not all(k in ckpt for k in _CHECKPOINT_KEYS):
@@ -604,3 +763,4 @@ def _precheck_resume(out, cfg: TrainConfig, identity: dict) -> None:
         raise ValueError(f"--resume: {path} is not a training checkpoint{hint}")
     _check_resumable(ckpt["config"], cfg, int(ckpt["iteration"]), path)
     _check_same_data(ckpt.get("data"), identity, path)
+    _check_same_teacher(ckpt.get("teacher"), teacher_id, path)

@@ -9,7 +9,7 @@
 """
 
 from .bsds500 import BSDS500, load_bsds500, merge_extra_segments, read_bsds500_ground_truth
-from .folder import LabelledImageFolder, Sample, dataset_root
+from .folder import LabelledImageFolder, Sample, dataset_root, read_id_list
 from .nyuv2 import NYUv2, load_nyuv2
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "load_nyuv2",
     "merge_extra_segments",
     "read_bsds500_ground_truth",
+    "read_id_list",
 ]
 
 DATASETS = ("bsds500", "nyuv2", "folder")

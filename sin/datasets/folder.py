@@ -21,7 +21,7 @@ import numpy as np
 from .. import paths
 from ..io import IMAGE_EXTENSIONS, read_image, read_labels
 
-__all__ = ["DEFAULT_DATA_ROOT", "LABEL_EXTENSIONS", "LabelledImageFolder", "Sample", "dataset_root"]
+__all__ = ["DEFAULT_DATA_ROOT", "LABEL_EXTENSIONS", "LabelledImageFolder", "Sample", "dataset_root", "read_id_list"]
 
 #: ``<repo>/../shared/data`` (the project's shared data folder), used when nothing is set
 #: (kept for callers; the rule itself lives in :mod:`sin.paths`).
@@ -37,6 +37,31 @@ def checked_index(index, n: int) -> int:
     if not -n <= index < n:
         raise IndexError(f"index {index} out of range for {n} images")
     return int(index) % n
+
+
+def read_id_list(path) -> list[str]:
+    """Image ids from a text file, one a line; ``#`` starts a comment, blank lines are skipped.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for an empty list, an id
+    with white space inside, or an id listed twice (the messages name the file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"id list not found: {path}")
+    ids, seen = [], {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if len(text.split()) != 1:
+            raise ValueError(f"{path}:{n}: one image id per line, got {text!r}")
+        if text in seen:
+            raise ValueError(f"{path}:{n}: id {text!r} listed twice (first on line {seen[text]})")
+        seen[text] = n
+        ids.append(text)
+    if not ids:
+        raise ValueError(f"{path} lists no image ids")
+    return ids
 
 
 class Sample(NamedTuple):
