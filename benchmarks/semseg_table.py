@@ -97,6 +97,12 @@ def _key(provider) -> str:
     return provider.name if provider.spec_string() == provider.name else provider.tag
 
 
+def _bi_row(args, provider) -> bool:
+    """Whether ``provider`` gets a BI head (``--no-bi`` / ``--bi-providers``)."""
+    only = getattr(args, "bi_providers", None)
+    return args.bi and (not only or provider.name in only or _key(provider) in only)
+
+
 def row_specs(args, providers, trunk_name: str, *, crf_note: str, e2e: bool) -> list[R.RowSpec]:
     """The table's rows, in order."""
     budget = f"{args.bi_epochs} more epoch{'s' if args.bi_epochs != 1 else ''}"
@@ -110,7 +116,7 @@ def row_specs(args, providers, trunk_name: str, *, crf_note: str, e2e: bool) -> 
         for p in providers:
             specs.append(R.RowSpec(f"spavg:{_key(p)}", "spavg", f"+ superpixel average ({_label(p)}), no training",
                                    p.name, f"{_label(p)}, k={k}", "the trunk's probabilities averaged per superpixel"))
-    for p in (providers if args.bi else []):
+    for p in (p for p in providers if _bi_row(args, p)):
         note = provider_info(p)["note"] if p.weights_file is not None else ""
         if p.name == "grid":
             note = "control: superpixels that ignore the image" + (f"; {note}" if note else "")
@@ -272,7 +278,7 @@ def _run(args, stack: ExitStack) -> dict:
                              for ds in (val_set, test_set))
                 rows.record(f"spavg:{key}", val["miou"], test, val_eval=val)
                 timer.add(f"superpixel average {key}", t0)
-            if not args.bi:
+            if not _bi_row(args, prov):
                 continue
             t0 = time.perf_counter()
             head, state, rec, _ = pipe.train_bi(trunk, prov, args.n_segments, train_set, val_set, config=bcfg,
@@ -366,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="select the CRF kernels on val with the first seed's trunk (default) or with every seed's")
     ap.add_argument("--no-sp-average", dest="sp_average", action="store_false", help="skip those rows")
     ap.add_argument("--no-bi", dest="bi", action="store_false", help="no BI heads (the rows that need no training)")
+    ap.add_argument("--bi-providers", nargs="+", default=None, metavar="NAME",
+                    help="BI heads for these providers only (names or tags; default: every provider)")
     ap.add_argument("--band-widths", type=positive_int, nargs="+", default=list(BAND_WIDTHS),
                     help="boundary band widths in pixels (trimap score)")
     ap.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples of the test images")

@@ -333,3 +333,17 @@ def test_semseg_table_no_bi_keeps_the_rows_that_need_no_training(toy_dataset, tm
     rows = [r["key"] for r in _read_csv(out / "table1_toy.csv")]
     assert rows == ["baseline", "trained_baseline", "crf", "spavg:grid"]
     assert not [p for p in (tmp_path / "runs" / "toy").iterdir() if p.name.startswith("bi_")]
+
+
+def test_semseg_table_bi_providers_limits_the_bi_heads(toy_dataset, tmp_path):
+    out = tmp_path / "out"
+    argv = ["--dataset", "folder", "--data-root", str(toy_dataset), "--trunk", "tiny", "--providers", "grid", "slic",
+            "--bi-providers", "slic", "--n-segments", "24", "--trunk-epochs", "1", "--bi-epochs", "1",
+            "--short-side", "41", "--seeds", "0", "--n-boot", "50", "--out", str(out), "--cache",
+            str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"), "--no-crf", "--no-trained-baseline",
+            "--figure-images", "0", "--no-progress"]
+    assert semseg_table.main(argv) == 0
+    rows = [r["key"] for r in _read_csv(out / "table1_toy.csv")]
+    assert rows == ["baseline", "crf", "spavg:grid", "spavg:slic", "bi:slic"]
+    trained = sorted(p.name.split("-")[0] for p in (tmp_path / "runs" / "toy").iterdir() if p.name.startswith("bi_"))
+    assert trained == ["bi_slic"]
