@@ -10,7 +10,7 @@ multiply-add of every convolution, from the operands' shapes) on one forward pas
 
 Element-wise work (LeakyReLU, the interleaving copies) is not counted; it is a few percent.
 :func:`conv_macs` counts the plain network's multiply-adds from the layer shapes alone (forward
-hooks), an independent check of the counter (``tests/test_small_sin.py``).
+hooks), an independent check of the counter (``tests/sin/test_small_sin.py``).
 
 Usage::
 

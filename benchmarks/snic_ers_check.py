@@ -215,9 +215,9 @@ def run(args) -> int:
         "## SNIC against pysnic (independent implementation)",
         "",
         ("Same seeds, pysnic compactness `c_p = m^2 / sqrt(N / K')` with m = 20 (pysnic's distance times `c_p` "
-        "equals the mex's; checked numerically in `tests/test_snic.py`). Remaining differences come from exact "
-        "distance ties (8-bit colours), which pysnic breaks in another order (it pops the seeds in reverse), "
-        "and from its running-mean centroid update (ours: running sums, as the mex)."),
+        "equals the mex's; checked numerically in `tests/sin/providers/test_snic.py`). Remaining differences "
+        "come from exact distance ties (8-bit colours), which pysnic breaks in another order (it pops the seeds "
+        "in reverse), and from its running-mean centroid update (ours: running sums, as the mex)."),
         "",
         "| image | size | K' | c_p | pixels with the same label |",
         "|---|---|---|---|---|",

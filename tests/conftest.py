@@ -5,8 +5,20 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+#: The test tree mirrors the packages (tests/sin, tests/sin/providers, tests/downstream/..., tests/benchmarks):
+#: test modules in sub-folders locate files through these constants (``from conftest import TEST_DATA``),
+#: not through their own ``__file__``. No test folder has an ``__init__.py``: pytest's default "prepend"
+#: import mode puts each test's folder (and this one, for ``from conftest import ...``) on sys.path, so
+#: test file basenames must be unique across the tree (pytest stops with "import file mismatch"
+#: otherwise). An ``__init__.py`` in tests/sin alone would make that folder the package ``sin`` and
+#: shadow the real one.
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+#: committed fixtures of the tests (golden outputs, reference label maps)
+TEST_DATA = TESTS_DIR / "data"
+
 # Real data for the tests marked `data`; override with SIN_DATA_ROOT.
-DATA_ROOT = Path(os.environ.get("SIN_DATA_ROOT", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+DATA_ROOT = Path(os.environ.get("SIN_DATA_ROOT", REPO_ROOT / ".." / "shared" / "data"))
 
 settings.register_profile("ci", deadline=None, print_blob=True)
 settings.load_profile("ci")

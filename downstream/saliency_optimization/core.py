@@ -57,8 +57,9 @@ EPS = np.finfo(np.float64).eps  # MATLAB ``eps`` in the min-max normalisations
 MAX_SUPERPIXELS = 4000
 
 #: Version of the SO computation: bumped whenever the map for a given image, label map and
-#: constants changes (``tests/test_saliency_optimization.py`` pins a golden map to it). Cached SO
-#: maps are keyed by it, not by a digest of this source: a comment edit recomputes nothing.
+#: constants changes (``tests/downstream/saliency_optimization/test_saliency_optimization.py`` pins a
+#: golden map to it). Cached SO maps are keyed by it, not by a digest of this source: a comment edit
+#: recomputes nothing.
 SO_VERSION = 1
 
 

@@ -34,7 +34,7 @@ This matters more than 1-ulp accuracy suggests: when all but one edge of a verte
 its self-loop after that edge, ``loop - w``, is a round-off residual whose sign decides whether
 the edge's gain is a positive number or NaN -> 0, so a 1-ulp change of one weight can reroute the
 greedy. Since issue 14 the maps differ from the earlier numpy-``exp``
-version at that round-off level (the same quality on BSDS500; see ``tests/test_ers_determinism.py``
+version at that round-off level (the same quality on BSDS500; see ``tests/sin/providers/test_ers_determinism.py``
 for the stored reference maps).
 
 Also differing from ``lib_ers`` in rounding only: the entropy-rate gain uses the self-loop

@@ -14,7 +14,7 @@ fast-slic``, or ``make install``, which does this); otherwise ``fastslic`` is si
   (``min_size_factor=0``, which keeps the requested count) is tried.
 * Connectivity: fast-slic's own post-processing (``min_size_factor``) relabels every fragment;
   we verified 4-connectivity on 900 fuzzed images (noise, blocks, patterns; 1-2000 superpixels,
-  compactness 1-40) and a property test keeps checking it (``tests/test_fastslic.py``), so no
+  compactness 1-40) and a property test keeps checking it (``tests/sin/providers/test_fastslic.py``), so no
   second pass is run here.
 * Safety: the C++ code crashes (SIGFPE) when asked for more superpixels than pixels and its
   labels are int16, so the request is clamped to ``min(H * W, 32767)``.

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO_ROOT
 from downstream.bilateral_inception.deeplab_mobilenetv2 import (
     DeepLabV3MobileNetV2,
     TFSameConv2d,
@@ -16,7 +17,7 @@ from downstream.bilateral_inception.deeplab_mobilenetv2 import (
     tf_same_padding,
 )
 
-SHARED_WEIGHTS = Path(__file__).resolve().parents[1] / ".." / "shared" / "weights"
+SHARED_WEIGHTS = REPO_ROOT / ".." / "shared" / "weights"
 PT_WEIGHTS = Path(os.environ.get("SIN_DEEPLAB_WEIGHTS", SHARED_WEIGHTS / "deeplabv3_mnv2_dm05_tflite_weights.pt"))
 TFLITE = Path(os.environ.get("SIN_DEEPLAB_TFLITE", SHARED_WEIGHTS / "deeplabv3_257_mv_gpu.tflite"))
 

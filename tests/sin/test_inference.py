@@ -204,9 +204,9 @@ def _head_fixture_cases():
 
 
 def test_fp32_labels_bit_identical_to_head():
-    from pathlib import Path
+    from conftest import TEST_DATA
 
-    ref = np.load(Path(__file__).parent / "data" / "sin_fp32_head_labels.npz")
+    ref = np.load(TEST_DATA / "sin_fp32_head_labels.npz")
     for name, (img, k, axis) in _head_fixture_cases().items():
         labels = sin.superpixels(img, k, channel_axis=axis, precision="fp32")
         assert labels.dtype == np.int32

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import REPO_ROOT
 from sin.checkpoint import atomic_torch_save
 from sin.io import _temp_prefix, atomic_write, remove_stale_temporaries
 from sin.train import prepare_run_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _dead_pid() -> int:

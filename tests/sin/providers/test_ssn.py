@@ -207,7 +207,7 @@ def test_asa_beats_grid_on_bsds():
 @pytest.mark.slow
 @pytest.mark.data
 def test_asa_five_bsds_images_vs_slic_and_grid():
-    """``pytest -m slow tests/test_ssn.py -s``: ASA at K = 600 on the first 5 BSDS500 test images."""
+    """``pytest -m slow tests/sin/providers/test_ssn.py -s``: ASA at K = 600 on the first 5 BSDS500 test images."""
     weights = _weights()
     import scipy.io
     from conftest import data_path

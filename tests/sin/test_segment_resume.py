@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import REPO_ROOT
 from sin.cli import main
 from sin.io import read_labels
 from sin.segment import RECORD_DIR
 from tests.parallel_helpers import calls, write_marked
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 # "@1" declares the helper's code version, so its maps are cached on disk across processes (issue 23.3)
 HELPER = "tests.parallel_helpers:counting_grid@1"
 
@@ -161,7 +162,7 @@ def test_no_output_replaces_an_input_even_a_hard_link(tmp_path):
 
 
 def test_any_provider_exception_fails_only_that_image(tmp_path, capsys):
-    # (in worker processes too: tests/test_parallel.py; segment on an executor: its Dask test)
+    # (in worker processes too: tests/sin/test_parallel.py; segment on an executor: its Dask test)
     photos = tmp_path / "photos"
     write_marked(photos, 4)
     out = tmp_path / "out"

@@ -10,7 +10,7 @@ stage for one epoch on a tiny seeded problem and compares a few numbers of its o
 * same versions, outputs within ``ATOL``: pass (float sums may differ in the last bits between
   CPUs, far below the tolerance);
 * same version, other output: fail -- bump the stage's version in ``TRAIN_VERSIONS`` (or
-  ``FEATURE_VERSION``) and re-record with ``python tests/test_bi_golden.py --update``;
+  ``FEATURE_VERSION``) and re-record with ``python tests/downstream/bilateral_inception/test_bi_golden.py --update``;
 * a version was bumped: re-record.
 """
 
@@ -24,10 +24,14 @@ import numpy as np
 import pytest
 import torch
 
-DATA = Path(__file__).parent / "data"
+if __name__ == "__main__":  # run as a script (--update): conftest.py is in tests/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from conftest import TEST_DATA  # noqa: E402
+
+DATA = TEST_DATA
 GOLDEN = DATA / "bi_golden.json"
 ATOL = 2e-4
-UPDATE = "python tests/test_bi_golden.py --update"
+UPDATE = "python tests/downstream/bilateral_inception/test_bi_golden.py --update"
 
 
 def _toy(root: Path):
@@ -113,7 +117,6 @@ def test_the_golden_check_can_fail():
 if __name__ == "__main__" and "--update" in sys.argv:
     import tempfile
 
-    sys.path.insert(0, str(Path(__file__).parent))
     with tempfile.TemporaryDirectory() as d:
         import os
 

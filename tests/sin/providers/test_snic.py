@@ -148,7 +148,7 @@ def test_matches_pysnic_on_real_image_crop():
 # ------------------------------------------------------------------------------------------
 
 # the generic contract (shape, int32, 0..K-1, 4-connected, exact count, determinism) for every
-# provider: tests/test_providers_contract.py
+# provider: tests/sin/providers/test_providers_contract.py
 
 def test_flat_image_and_extreme_compactness():
     flat = np.full((20, 30, 3), 0.3)

@@ -12,8 +12,8 @@ records, per provider, its version, the sha256 of its label map and the map itse
   OpenCV's dispatch), so where the digest differs they pass if the maps still agree on 99 % of the
   pixels (matched label to label, both ways).
 * Output changed, same version: fail. Bump ``version=`` in the provider's ``register_provider``
-  (and the pinned fingerprints in ``tests/test_cache_keys.py``), then re-record.
-* Version changed: re-record. Re-record with ``python tests/test_provider_golden.py --update``.
+  (and the pinned fingerprints in ``tests/sin/test_cache_keys.py``), then re-record.
+* Version changed: re-record. Re-record with ``python tests/sin/providers/test_provider_golden.py --update``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,13 @@ import pytest
 import sin
 from sin.fingerprint import array_digest
 
-DATA = Path(__file__).parent / "data"
+if __name__ == "__main__":  # run as a script (--update): conftest.py is in tests/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from conftest import TEST_DATA  # noqa: E402
+
+DATA = TEST_DATA
 GOLDEN = DATA / "provider_golden.json"
-UPDATE = "python tests/test_provider_golden.py --update"
+UPDATE = "python tests/sin/providers/test_provider_golden.py --update"
 #: providers whose maps must be identical on every CPU
 EXACT = {"grid", "ers", "fh"}
 N_SEGMENTS = 50
@@ -113,7 +117,7 @@ def test_output_changes_only_with_a_version_bump(key):
     pytest.fail(f"{key}: the label map changed (agreement {same:.4f} with the recorded one, {int(labels.max()) + 1} "
                 f"superpixels, recorded {rec['count']}) but its version is still {p.version!r}. If the change is "
                 f"intended, bump version= in its registration (and its pinned fingerprint in "
-                f"tests/test_cache_keys.py), then run `{UPDATE}`; otherwise the change is a bug.")
+                f"tests/sin/test_cache_keys.py), then run `{UPDATE}`; otherwise the change is a bug.")
 
 
 @pytest.mark.parametrize("change,match", [("output", "changed .* still '1'"), ("version", "re-record")])

@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import REPO_ROOT
 from sin.cli import main
 from sin.segment import RECORD_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _sin(*args, cwd=None, timeout=600):

@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import REPO_ROOT
 import sin
 from sin.providers import LabelCache, register_provider
 from sin.providers import registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _bands(n):

@@ -26,7 +26,11 @@ import pytest
 from sin.providers import get_provider
 from sin.providers.ers import _log, edge_weights, ers
 
-FIXTURE = Path(__file__).parent / "data" / "ers_reference_v1.npz"
+if __name__ == "__main__":  # run as a script (writing the fixture): conftest.py is in tests/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from conftest import TESTS_DIR, TEST_DATA  # noqa: E402
+
+FIXTURE = TEST_DATA / "ers_reference_v1.npz"
 #: (name, K, connectivity) of the stored label maps
 CASES = (("sample", 50, 4), ("synthetic", 50, 4), ("synthetic", 120, 4), ("synthetic", 40, 8))
 #: numpy's AVX-512 dispatch targets (numpy >= 1.25 reads this at import and uses the AVX2 paths)
@@ -56,7 +60,7 @@ def _sample_crop():
 
 
 def _make_fixture(path=FIXTURE):
-    """Write the reference file (run once, by hand: ``python tests/test_ers_determinism.py``)."""
+    """Write the reference file (run once, by hand: ``python tests/sin/providers/test_ers_determinism.py``)."""
     images = {"sample": _sample_crop(), "synthetic": _synthetic_image()}
     arrays = {f"{name}_image": img for name, img in images.items()}
     for name, k, conn in CASES:
@@ -102,7 +106,8 @@ def test_label_maps_identical_to_stored():
 
 def _run_check(env_extra, tmp_path):
     env = {**os.environ, **env_extra, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_ers_determinism as t; "
+    path = [str(Path(__file__).parent), str(TESTS_DIR)]  # this module and the conftest it imports
+    code = (f"import sys; sys.path[:0] = {path!r}; import test_ers_determinism as t; "
             "bad = t._check_fixture(); print('BAD', bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600,
                           check=False)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO_ROOT
 from sin import argtypes as A
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 
 
 def test_parser_errors_are_one_line_with_exit_2(capsys):

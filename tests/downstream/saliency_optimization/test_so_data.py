@@ -1,14 +1,13 @@
 """Saliency datasets, scores and the Table 2 benchmark (SO)."""
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import py_sod_metrics
 import pytest
 from PIL import Image
 
-from conftest import data_path
+from conftest import REPO_ROOT, data_path
 from downstream.saliency_optimization.datasets import SaliencyDataset, read_mask
 from downstream.saliency_optimization.evaluate import SaliencyScores, mean_absolute_error, quantize_map
 
@@ -329,7 +328,7 @@ def test_committed_saliency_mini_table_is_reproduced(tmp_path):
     """The committed smoke table (slic, snic rows) comes out again from the current code."""
     import pandas as pd
 
-    committed = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "saliency" / "table2_saliency-mini.csv")
+    committed = pd.read_csv(REPO_ROOT / "results" / "saliency" / "table2_saliency-mini.csv")
     _sod(tmp_path, data_path("saliency-mini"), "--providers", "slic", "snic", "--n-segments", "200")
     got = pd.read_csv(tmp_path / "out" / "table2_saliency-mini.csv")
     ref = committed[committed["size"] == 200].set_index("provider").loc[["slic", "snic"]]

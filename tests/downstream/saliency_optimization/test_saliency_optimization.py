@@ -1,7 +1,6 @@
 """Saliency Optimization: colour conversion, graph pieces, the optimiser, end-to-end behaviour."""
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -675,12 +674,12 @@ def test_so_saliency_default_reproduces_the_committed_ecssd_values():
     """The preset on two ECSSD images gives the committed Table 2 per-image MAE (SLIC and SIN, both rows)."""
     import pandas as pd
 
-    from conftest import data_path
+    from conftest import REPO_ROOT, data_path
     from downstream.saliency_optimization.datasets import SaliencyDataset
     from downstream.saliency_optimization.evaluate import mean_absolute_error
 
     ds = SaliencyDataset(data_path("ECSSD"))
-    committed = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "saliency" /
+    committed = pd.read_csv(REPO_ROOT / "results" / "saliency" /
                             "table2_ECSSD_per_image.csv.gz", dtype={"image": str}).set_index(["image", "size",
                                                                                               "provider"])
     for i in (0, 1):

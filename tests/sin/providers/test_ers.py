@@ -1,5 +1,5 @@
 """ERS provider: gains against brute-force objective values, lazy greedy against exact greedy,
-graph construction, edge inputs (the generic contract: tests/test_providers_contract.py)."""
+graph construction, edge inputs (the generic contract: tests/sin/providers/test_providers_contract.py)."""
 
 import itertools
 from decimal import Decimal
@@ -230,7 +230,7 @@ def test_eight_connected_graph_option():
 # ------------------------------------------------------------------------------------------
 
 # the generic contract (shape, int32, 0..K-1, 4-connected, exact count, determinism) for every
-# provider: tests/test_providers_contract.py
+# provider: tests/sin/providers/test_providers_contract.py
 
 def test_flat_and_extreme_images():
     # flat image: every edge weight 1; checkerboard black/white: every weight underflows to 0
