@@ -223,8 +223,14 @@ def small_report(args, k, sizes):
     from sin.providers.snic import snic
 
     load_before = os.getloadavg()
-    preds = {"small SIN": SINPredictor(SIN_WEIGHTS.resolve(args.small)), "SIN": SINPredictor(args.weights)}
-    rows, ratios = [], (("small SIN", "fast-slic"), ("SIN", "fast-slic"), ("small SIN", "SIN"), ("small SIN", "SNIC"))
+    # one small network: "small SIN"; several (a speed/quality curve): each named by its tag or file stem
+    names = (["small SIN"] if len(args.small) == 1 else
+             [f"SIN[{Path(w).stem if Path(w).suffix else w}]" for w in args.small])
+    preds = {n: SINPredictor(SIN_WEIGHTS.resolve(w)) for n, w in zip(names, args.small)}
+    preds["SIN"] = SINPredictor(args.weights)
+    ratios = tuple((n, "fast-slic") for n in names) + (("SIN", "fast-slic"),) + tuple((n, "SIN") for n in names)
+    ratios += (("small SIN", "SNIC"),) if len(names) == 1 else ()
+    rows = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
         for name in sizes:
@@ -232,7 +238,8 @@ def small_report(args, k, sizes):
             c_img, fns = np.ascontiguousarray(img), {n: (lambda p=p, img=img: p(img, k)) for n, p in preds.items()}
             if _SlicFast is not None:
                 fns["fast-slic"] = lambda c=c_img, t=threads: _SlicFast(num_components=k, num_threads=t).iterate(c)
-            fns["SNIC"] = lambda img=img: snic(img, k)
+            if not args.no_snic:
+                fns["SNIC"] = lambda img=img: snic(img, k)
             times = interleaved(fns, args.repeats if name != "4000x3000" else max(3, args.repeats // 3))
             row = {"threads": threads, "image": name, "superpixels": k,
                    **{f"{n} ms": 1000 * float(np.median(t)) for n, t in times.items()}}
@@ -250,7 +257,8 @@ def small_report(args, k, sizes):
              f"(IQR in brackets). SIN and the small SIN: `SINPredictor(weights, precision='auto')` "
              f"(-> {preds['SIN'].precision}); fast-slic: `{getattr(_SlicFast, '__name__', 'absent')}.iterate` "
              "with the same thread count; SNIC: `sin.providers.snic.snic` (one thread always).", "",
-             f"- small SIN weights: `{args.small}`; SIN weights: `{args.weights or 'shipped'}`",
+             f"- small SIN weights: {', '.join(f'`{w}`' for w in args.small)}; SIN weights: "
+             f"`{args.weights or 'shipped'}`",
              f"- CPU: {cpu_flags()}; {os.cpu_count()} logical cores; OpenMP: {openmp_runtime()}, "
              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}",
              f"- load average (1/5/15 min) before {tuple(round(x, 2) for x in load_before)}, after "
@@ -371,7 +379,10 @@ def build_parser() -> A.Parser:
     ap.add_argument("--neighbour", action="store_true", help="also measure SIN with a busy neighbour process")
     ap.add_argument("--neighbour-only", action="store_true", help="only the busy-neighbour section (own output files)")
     ap.add_argument("--neighbour-child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--small", default=None, metavar="WEIGHTS",
+    ap.add_argument("--sizes", nargs="+", choices=list(SIZES), default=None,
+                    help="image sizes of --small (default 481x321 1024x768 4000x3000)")
+    ap.add_argument("--no-snic", action="store_true", help="--small without SNIC (slow at large sizes)")
+    ap.add_argument("--small", default=None, nargs="+", metavar="WEIGHTS",
                     help="only the small-SIN comparison (a sin weights tag, e.g. small, or a file; own output files)")
     ap.add_argument("--quick", action="store_true", help="few repeats, no 4000x3000 (smoke test)")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "sin_speed.md")
@@ -397,7 +408,7 @@ def run(args):
     if args.neighbour_only:
         return neighbour_report(args, k)
     if args.small:
-        return small_report(args, k, sizes)
+        return small_report(args, k, args.sizes or sizes)
     load_before = os.getloadavg()
     prec, prec_info = precision_rows(args.weights, args.repeats, k)
     rows = (prec + overhead_rows(args.weights, args.repeats, k, sizes)

@@ -39,3 +39,24 @@ def test_expected_failures_are_one_line_with_exit_2(name, argv, match, tmp_path,
     assert script.main([a.format(tmp=tmp_path) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and match in err, err
+
+
+def test_sin_speed_small_curve_measures_every_network_side_by_side(tmp_path):
+    """``--small`` with several networks (a speed/quality curve): one interleaved run, a ratio per
+    network against SIN, at the sizes asked for, with 1 and 2 threads."""
+    import pandas as pd
+
+    from benchmarks import sin_speed
+    from sin.checkpoint import DEFAULT_WEIGHTS
+
+    out = tmp_path / "speed.md"
+    argv = ["--small", "small", str(DEFAULT_WEIGHTS), "--sizes", "481x321", "--repeats", "1", "--no-snic",
+            "--out", str(out)]
+    assert sin_speed.main(argv) == 0
+    df = pd.read_csv(tmp_path / "speed_small.csv")
+    assert df["threads"].tolist() == [1, 2] and set(df["image"]) == {"481x321"}
+    assert {"SIN[small] ms", "SIN[sin_bsds500] ms", "SIN ms", "SIN[small] / SIN"} <= set(df.columns)
+    assert not any("SNIC" in c for c in df.columns)
+    assert (df["SIN[small] ms"] > 0).all()
+    text = (tmp_path / "speed_small.md").read_text()
+    assert "`small`, `" in text and "| 2 | 481x321 |" in text
