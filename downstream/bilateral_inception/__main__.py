@@ -20,7 +20,7 @@ and evaluate (per-class IoU + mIoU as JSON; VOC palette PNGs with ``--png-dir``;
         --trunk-checkpoint runs/bi/trunk/best.pt --bi-checkpoint runs/bi/slic/best.pt --out runs/bi/slic/test.json
 
 ``export-sin RUN [RUN ...] --out FILE`` keeps the SIN of the end-to-end run with the best val mIoU as
-a decoder-only weights delta (2.4 MB; :mod:`sin.providers.sin_variants`) and prints its sha256.
+a decoder-only weights delta (2.4 MB; :mod:`sin.providers.weights_delta`) and prints its sha256.
 
 ``--provider`` takes any superpixel provider: a registered name (``python -m sin providers``),
 ``NAME:key=value,...`` or your own ``package.module:function``. Superpixels (the toolkit's label-map
@@ -306,7 +306,7 @@ def _cmd_eval(args) -> int:
 
 def _cmd_export_sin(args) -> int:
     from sin.providers.registry import file_sha256
-    from sin.providers.sin_variants import save_weights_delta
+    from sin.providers.weights_delta import save_weights_delta
 
     from .end_to_end import load_end_to_end
 

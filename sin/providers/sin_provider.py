@@ -16,7 +16,7 @@ from ..checkpoint import DEFAULT_WEIGHTS
 from ..inference import resolve_precision, superpixels
 from .params import Choice, Device
 from .registry import register_alias, register_provider
-from .sin_variants import full_weights_file, merged_weights_file
+from .weights_delta import full_weights_file, merged_weights_file
 from .weights import WeightsInfo
 
 

@@ -24,7 +24,7 @@ from downstream.bilateral_inception.trunks import (
 )
 from sin.checkpoint import load_torch_file
 from sin.providers import LabelCache
-from sin.providers.sin_variants import load_weights_delta
+from sin.providers.weights_delta import load_weights_delta
 
 
 

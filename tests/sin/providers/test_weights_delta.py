@@ -7,7 +7,7 @@ import torch
 import sin
 from sin.checkpoint import atomic_torch_save, load_model
 from sin.fingerprint import file_sha256
-from sin.providers.sin_variants import load_weights_delta, merged_weights_file, save_weights_delta
+from sin.providers.weights_delta import load_weights_delta, merged_weights_file, save_weights_delta
 
 
 def _tuned():
