@@ -11,6 +11,7 @@ import pandas as pd
 
 from benchmarks import _report as R
 from benchmarks._common import PLOT_STYLE, write_figure
+from benchmarks._matched import reference_method
 
 __all__ = ["AGGREGATION", "matched_markdown", "paired_markdown", "plot_curves", "render"]
 
@@ -30,9 +31,10 @@ def matched_markdown(table: pd.DataFrame, metrics: dict) -> str:
 def paired_markdown(table: pd.DataFrame, reference: str, at, metrics: dict) -> str:
     """One row per (method, K); per metric: difference to the reference, 95 % interval, whether
     the interval excludes 0, and on how many images the method is higher."""
-    rows = []
-    for r in table.to_dict("records"):
-        if str(r["method"]).split(":")[0] == reference:
+    rows, records = [], table.to_dict("records")
+    ref_method = reference_method([r["method"] for r in records], reference)
+    for r in records:
+        if r["method"] == ref_method:  # only the reference run itself: another SIN (a weights tag) is compared
             continue
         for k in at:
             row = {"method": r["method"], "K actual": k}

@@ -379,3 +379,24 @@ def test_expected_failures_end_in_one_line_with_exit_2(tmp_path, rng, capsys):
     assert superpixel_quality.main(["--dataset", "bsds500", "--data-root", str(tmp_path / "nope"), "--providers",
                                     "grid", "--out", str(tmp_path / "o2")]) == 2
     assert "BSDS500 dataset folder not found" in capsys.readouterr().err
+
+
+def test_paired_page_lists_a_second_sin_against_the_first():
+    """A weights tag of SIN (``sin:weights=small``) is compared with the reference SIN run, not
+    skipped as if it were the reference."""
+    import pandas as pd
+
+    from benchmarks._quality_page import paired_markdown
+
+    def row(method, d):
+        cells = {"method": method, "paired_images": 10}
+        for s, v in (("", d), ("_lo", d - 0.01), ("_hi", d + 0.01)):
+            cells[f"asa@600_diff_vs_sin{s}"] = v
+        cells["asa@600_n_better"] = 3
+        return cells
+
+    table = pd.DataFrame([row("sin:precision=fp32", float("nan")), row("sin:weights=small,precision=fp32", -0.02),
+                          row("slic", -0.05)])
+    text = paired_markdown(table, "sin", [600], {"asa": "ASA"})
+    assert "sin:weights=small,precision=fp32 | 600" in text and "slic | 600" in text
+    assert "sin:precision=fp32 | 600" not in text
