@@ -402,7 +402,8 @@ def _protocol(cfg: dict, crf) -> list[str]:
         ("* Superpixel average (no training): the trunk's class probabilities (softmax, native resolution) "
          "averaged inside each superpixel, argmax: what the superpixels alone contribute."),
         (f"* BI: BI6(2) [rgbxy, xy] grid -> superpixels, ReLU, dropout {b['dropout']}, fc7 (1x1), BI7(6) "
-         f"3 x [rgbxy, xy], ReLU, dropout {b['dropout']}, classifier, smeared to pixels. Init `{b['init']}`; trunk "
+         f"3 x [rgbxy, xy]{_bi7_scales_note(b)}, ReLU, dropout {b['dropout']}, classifier, smeared to pixels. "
+         f"Init `{b['init']}`; trunk "
          f"{'frozen (cached features)' if b['finetune'] == 'none' else 'head trained too'}; Adam lr {b['lr']} "
          f"(x10 for theta7 / w7), cosine, batch {b['batch_size']}, {b['epochs']} epochs, best epoch on val. "
          f"Superpixels on the native image, requested count {cfg['n_segments']} for every provider."),
@@ -424,6 +425,14 @@ def _protocol(cfg: dict, crf) -> list[str]:
 
 def _crf_label(p: dict) -> str:
     return f"w1 = {p['bi_w']:g}, σα = {p['bi_xy_std']:g}, σβ = {p['bi_rgb_std']:g}"
+
+
+def _bi7_scales_note(bi_config: dict) -> str:
+    """`` (feature scales 0.25 / 1 / 4 of its three filter pairs)`` where BI7's pairs start at different scales."""
+    scales = tuple(bi_config.get("bi7_scales") or (1.0, 1.0, 1.0))
+    if all(float(v) == 1.0 for v in scales):
+        return ""
+    return f" (its three filter pairs start at feature scales {' / '.join(f'{float(v):g}' for v in scales)})"
 
 
 def from_results(src, out, *, dataset: str | None = None) -> dict:

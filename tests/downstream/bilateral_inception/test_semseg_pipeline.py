@@ -347,3 +347,10 @@ def test_semseg_table_bi_providers_limits_the_bi_heads(toy_dataset, tmp_path):
     assert rows == ["baseline", "crf", "spavg:grid", "spavg:slic", "bi:slic"]
     trained = sorted(p.name.split("-")[0] for p in (tmp_path / "runs" / "toy").iterdir() if p.name.startswith("bi_"))
     assert trained == ["bi_slic"]
+
+
+def test_protocol_names_bi7_scales_only_when_set():
+    from benchmarks.semseg_report import _bi7_scales_note
+
+    assert _bi7_scales_note({"bi7_scales": [1.0, 1.0, 1.0]}) == "" and _bi7_scales_note({}) == ""
+    assert "0.25 / 1 / 4" in _bi7_scales_note({"bi7_scales": [0.25, 1.0, 4.0]})
