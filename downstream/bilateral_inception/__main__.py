@@ -179,7 +179,10 @@ def _validate(args) -> None:
         path = getattr(args, flag, None)
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{flag.replace('_', '-')} not found: {path}")
-    if hasattr(args, "trunk_weights"):
+    # the pretrained weights matter only where a trunk starts from them (a checkpoint holds its own)
+    from_pretrained = ((args.command == "train" and args.stage == "trunk")
+                       or (args.command == "eval" and getattr(args, "trunk_checkpoint", None) is None))
+    if hasattr(args, "trunk_weights") and from_pretrained:
         args.trunk_weights = _trunk_weights(args)
     weights = getattr(args, "trunk_weights", None)
     if weights is not None and ("/" in str(weights) or str(weights).endswith((".pt", ".pth"))) \

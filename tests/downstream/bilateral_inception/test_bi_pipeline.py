@@ -153,6 +153,8 @@ def test_cli_one_line_errors(toy, tmp_path, capsys, monkeypatch):
     common = ["--dataset", "folder", "--data-root", str(toy), "--no-progress"]
     out = ["--out", str(tmp_path / "run")]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    # stages that start from a checkpoint never need the pretrained DeepLab weights (absent on a bare machine)
+    monkeypatch.setenv("SIN_DEEPLAB_WEIGHTS", str(tmp_path / "absent" / "deeplab.pt"))
     _one_line_error(capsys, ["train", "--stage", "trunk", "--trunk", "tiny", "--device", "cuda", *out, *common],
                     "CUDA is not available")
     _one_line_error(capsys, ["train", "--stage", "bi", "--trunk-checkpoint", str(tmp_path / "no.pt"), *out, *common],

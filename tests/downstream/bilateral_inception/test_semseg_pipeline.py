@@ -153,7 +153,9 @@ def test_semseg_table_one_line_errors(toy_dataset, tmp_path, capsys):
     assert err[-1].startswith("error: trunk weights not found")
 
 
-def test_cli_train_and_eval(toy_dataset, tmp_path):
+def test_cli_train_and_eval(toy_dataset, tmp_path, monkeypatch):
+    # every stage below starts from the tiny trunk or a checkpoint: the DeepLab weights are never needed
+    monkeypatch.setenv("SIN_DEEPLAB_WEIGHTS", str(tmp_path / "absent" / "deeplab.pt"))
     common = ["--dataset", "folder", "--data-root", str(toy_dataset), "--cache", str(tmp_path / "cache"),
               "--short-side", "0", "--no-progress"]
     trunk_dir, bi_dir = tmp_path / "trunk", tmp_path / "bi"
