@@ -22,6 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import IMAGE_KINDS, random_image
+
 import sin
 from sin.connectivity import check_superpixels
 from sin.providers import registry
@@ -74,13 +76,8 @@ def provider(request):
 
 
 def _image(h, w, kind, seed):
-    rng = np.random.default_rng(seed)
-    if kind == "uint8":
-        return rng.integers(0, 256, (h, w, 3), dtype=np.uint8), -1
-    if kind == "float":
-        return rng.random((h, w, 3)), -1
-    if kind == "gray":
-        return rng.random((h, w)), None
+    if kind in IMAGE_KINDS:  # the random kinds every provider test shares
+        return random_image(h, w, kind, np.random.default_rng(seed))
     if kind == "smooth":
         yy, xx = np.mgrid[0:h, 0:w]
         return np.dstack([yy / max(h - 1, 1), xx / max(w - 1, 1), np.full((h, w), 0.5)]), -1
